@@ -1,0 +1,282 @@
+"""Durable job storage in SQL, and the claim protocol that keeps a job on one worker.
+
+Claiming is one ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING``
+statement: the rows it changes from ``queued`` to ``running`` belong to the
+caller, whatever other processes do at the same moment. SQLite serialises
+writers on its database lock; on PostgreSQL the inner select carries
+``FOR UPDATE SKIP LOCKED`` (SQLAlchemy drops that clause for SQLite), so
+concurrent claimers skip each other's rows instead of waiting.
+
+A claimed job carries a lease (owner and expiry). The owner extends it while
+the job runs; a job whose lease expired (its process died) is put back in the
+queue, and every write that finishes a job checks the lease, so a worker that
+lost its lease cannot overwrite the new owner's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..domain.jobs import Job, JobNotFoundError, JobPage, JobStatus, JsonObject, PageCursor
+from .tables import jobs
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _to_job(row: Row[Any]) -> Job:
+    return Job(
+        id=UUID(row.id),
+        kind=row.kind,
+        payload=row.payload,
+        status=JobStatus(row.status),
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        result=row.result,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+_RELEASED_LEASE = {"lease_owner": None, "lease_expires_at": None}
+
+
+class JobStore:
+    """Jobs in the service's database. Every write is a single statement."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, kind: str, payload: JsonObject, max_attempts: int) -> Job:
+        """Store a new queued job and return it."""
+        now = utc_now()
+        values = {
+            "id": str(uuid4()),
+            "kind": kind,
+            "payload": payload,
+            "status": JobStatus.QUEUED.value,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "result": None,
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+            "run_after": now,
+            **_RELEASED_LEASE,
+        }
+        async with self._engine.begin() as connection:
+            row = (await connection.execute(jobs.insert().values(values).returning(jobs))).one()
+        return _to_job(row)
+
+    async def get(self, job_id: UUID) -> Job:
+        """The job with ``job_id``; JobNotFoundError if there is none."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(select(jobs).where(jobs.c.id == str(job_id)))
+            ).one_or_none()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return _to_job(row)
+
+    async def page(
+        self, *, limit: int, status: JobStatus | None = None, cursor: PageCursor | None = None
+    ) -> JobPage:
+        """Jobs newest first, ``limit`` at a time, after ``cursor``."""
+        query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        if status is not None:
+            query = query.where(jobs.c.status == status.value)
+        if cursor is not None:
+            query = query.where(
+                or_(
+                    jobs.c.created_at < cursor.created_at,
+                    and_(jobs.c.created_at == cursor.created_at, jobs.c.id < str(cursor.job_id)),
+                )
+            )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        items = [_to_job(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = PageCursor(last.created_at, last.id).encode()
+        return JobPage(items=items, next_cursor=next_cursor)
+
+    async def queue_depth(self) -> tuple[int, float]:
+        """Queued jobs, and seconds the oldest due one has waited (0 when none is due)."""
+        now = utc_now()
+        queued = jobs.c.status == JobStatus.QUEUED.value
+        statement = select(
+            select(func.count()).where(queued).scalar_subquery(),
+            select(func.min(jobs.c.run_after))
+            .where(queued, jobs.c.run_after <= now)
+            .scalar_subquery(),
+        )
+        async with self._engine.connect() as connection:
+            count, oldest = (await connection.execute(statement)).one()
+        if oldest is None:
+            return count, 0.0
+        return count, (now - oldest).total_seconds()
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
+        """Move up to ``limit`` due jobs from queued to running, leased to ``owner``."""
+        now = utc_now()
+        due = (
+            select(jobs.c.id)
+            .where(jobs.c.status == JobStatus.QUEUED.value, jobs.c.run_after <= now)
+            .order_by(jobs.c.run_after, jobs.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(jobs)
+            .where(jobs.c.id.in_(due), jobs.c.status == JobStatus.QUEUED.value)
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=jobs.c.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(jobs)
+        )
+        async with self._engine.begin() as connection:
+            rows = (await connection.execute(statement)).all()
+        return sorted((_to_job(row) for row in rows), key=lambda job: job.created_at)
+
+    async def extend_leases(
+        self, owner: str, job_ids: Sequence[UUID], lease_seconds: float
+    ) -> set[UUID]:
+        """Renew ``owner``'s leases on ``job_ids``; returns the ids it still holds."""
+        if not job_ids:
+            return set()
+        now = utc_now()
+        statement = (
+            update(jobs)
+            .where(
+                jobs.c.id.in_([str(job_id) for job_id in job_ids]),
+                jobs.c.lease_owner == owner,
+                jobs.c.status == JobStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(jobs.c.id)
+        )
+        async with self._engine.begin() as connection:
+            held = (await connection.execute(statement)).scalars().all()
+        return {UUID(job_id) for job_id in held}
+
+    async def succeed(self, job_id: UUID, owner: str, result: JsonObject) -> bool:
+        """Record success; False if ``owner`` no longer holds the job's lease."""
+        return await self._finish(
+            job_id, owner, status=JobStatus.SUCCEEDED, result=result, error=None
+        )
+
+    async def fail(self, job_id: UUID, owner: str, error: str) -> bool:
+        """Record a final failure; False if ``owner`` no longer holds the job's lease."""
+        return await self._finish(job_id, owner, status=JobStatus.FAILED, result=None, error=error)
+
+    async def retry_later(self, job_id: UUID, owner: str, error: str, delay_seconds: float) -> bool:
+        """Queue the job again after ``delay_seconds``; False if the lease was lost."""
+        now = utc_now()
+        return await self._update_leased(
+            job_id,
+            owner,
+            status=JobStatus.QUEUED.value,
+            error=error,
+            run_after=now + timedelta(seconds=delay_seconds),
+            updated_at=now,
+            **_RELEASED_LEASE,
+        )
+
+    async def _finish(
+        self,
+        job_id: UUID,
+        owner: str,
+        *,
+        status: JobStatus,
+        result: JsonObject | None,
+        error: str | None,
+    ) -> bool:
+        return await self._update_leased(
+            job_id,
+            owner,
+            status=status.value,
+            result=result,
+            error=error,
+            updated_at=utc_now(),
+            **_RELEASED_LEASE,
+        )
+
+    async def _update_leased(self, job_id: UUID, owner: str, **values: Any) -> bool:
+        statement = (
+            update(jobs)
+            .where(
+                jobs.c.id == str(job_id),
+                jobs.c.lease_owner == owner,
+                jobs.c.status == JobStatus.RUNNING.value,
+            )
+            .values(**values)
+            .returning(jobs.c.id)
+        )
+        async with self._engine.begin() as connection:
+            return (await connection.execute(statement)).first() is not None
+
+    async def release(self, owner: str) -> list[UUID]:
+        """Put ``owner``'s running jobs back in the queue (graceful shutdown).
+
+        The interrupted attempt is not counted: the job did not fail.
+        """
+        now = utc_now()
+        statement = (
+            update(jobs)
+            .where(jobs.c.lease_owner == owner, jobs.c.status == JobStatus.RUNNING.value)
+            .values(
+                status=JobStatus.QUEUED.value,
+                attempts=jobs.c.attempts - 1,
+                run_after=now,
+                updated_at=now,
+                **_RELEASED_LEASE,
+            )
+            .returning(jobs.c.id)
+        )
+        async with self._engine.begin() as connection:
+            released = (await connection.execute(statement)).scalars().all()
+        return [UUID(job_id) for job_id in released]
+
+    async def recover_expired(self) -> tuple[list[Job], list[Job]]:
+        """Handle running jobs whose lease expired (their process died).
+
+        Returns (requeued, failed): a job with attempts left goes back to the
+        queue; one that used its last attempt fails.
+        """
+        now = utc_now()
+        expired = and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
+        requeue = (
+            update(jobs)
+            .where(expired, jobs.c.attempts < jobs.c.max_attempts)
+            .values(status=JobStatus.QUEUED.value, run_after=now, updated_at=now, **_RELEASED_LEASE)
+            .returning(jobs)
+        )
+        give_up = (
+            update(jobs)
+            .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+            .values(
+                status=JobStatus.FAILED.value,
+                error="lease expired: the process running the last attempt stopped",
+                updated_at=now,
+                **_RELEASED_LEASE,
+            )
+            .returning(jobs)
+        )
+        async with self._engine.begin() as connection:
+            requeued = (await connection.execute(requeue)).all()
+            failed = (await connection.execute(give_up)).all()
+        return [_to_job(row) for row in requeued], [_to_job(row) for row in failed]
