@@ -1,0 +1,1 @@
+"""Helpers shared by the template's tests: rendering, tool runs, booted services."""
