@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -11,6 +13,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
+# Two connections switching a new database to WAL at the same moment can deadlock on
+# SQLite's lock upgrade, which returns "database is locked" at once instead of waiting.
+WAL_SWITCH_ATTEMPTS: Final = 20
+WAL_SWITCH_PAUSE_SECONDS: Final = 0.05
 READINESS_TIMEOUT_SECONDS: Final = 2.0
 
 
@@ -36,10 +42,27 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     # except for the last transactions on power loss.
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # WAL is stored in the file: once one connection switched, the others only read it.
+    # The retry covers the first start, when several processes race to switch; it runs
+    # once per new connection, never on a request path.
+    for attempt in range(1, WAL_SWITCH_ATTEMPTS + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_SWITCH_ATTEMPTS:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_SECONDS * attempt)
 
 
 def display_url(url: URL) -> str:

@@ -17,9 +17,14 @@ from alembic.config import Config
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .database import SQLITE_BUSY_TIMEOUT_MS
+
 # src/<package>/adapters/migrations.py -> the project root holds migrations/ and alembic.ini.
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
 MIGRATIONS_DIR: Final = PROJECT_ROOT / "migrations"
+# How long a starting process waits for a peer that is migrating (SQLite; requests
+# keep the shorter busy timeout of adapters/database.py).
+SQLITE_MIGRATION_WAIT_MS: Final = 120_000
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -33,7 +38,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 async def _lock_for_migration(connection: AsyncConnection) -> None:
     if connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_MIGRATION_WAIT_MS}")
         await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def _unlock_after_migration(connection: AsyncConnection) -> None:
+    if connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def _upgrade(connection: Connection) -> None:
@@ -46,3 +57,4 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
         await _lock_for_migration(connection)
         await connection.run_sync(_upgrade)
         await connection.commit()
+        await _unlock_after_migration(connection)
