@@ -121,7 +121,7 @@ def test_the_gitlab_pipeline_matches_its_schema_and_the_makefile(gitlab_project:
     assert scripts["alert-rules"] == recipe(gitlab_project, "rules")
     assert scripts["dockerfile"] == recipe(gitlab_project, "dockerfile-lint")
     assert "make deploy-check" in scripts["deployment-files"]
-    assert any("docker build" in line for line in scripts["image"])
+    assert any("docker build" in line for line in scripts["container-image"])
 
 
 def test_a_broken_gitlab_pipeline_is_refused(tmp_path: Path) -> None:
