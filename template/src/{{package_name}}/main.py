@@ -20,7 +20,8 @@ from .api.errors import install_error_handlers
 from .api.health import add_operations_routes
 from .api.jobs import add_job_routes
 from .config import Settings
-from .domain.kinds import DEFAULT_KINDS, JobKinds
+from .domain.handlers import DEFAULT_KINDS
+from .domain.kinds import JobKinds
 from .lifecycle import Lifecycle
 from .observability.logs import configure_logging, get_logger
 from .observability.metrics import declare_job_kinds

@@ -1,17 +1,16 @@
 """Job kinds: each kind names a payload model and the coroutine that runs it.
 
-Register a new kind by adding a ``JobKind`` to ``DEFAULT_KINDS``; the API refuses
-any other kind, and any payload its model refuses, with 422 at submission.
+The service's own kinds are registered in ``handlers.py``; the API refuses any other
+kind, and any payload its model refuses, with 422 at submission.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .jobs import FieldError, InvalidJobError, JsonObject
 
@@ -70,20 +69,3 @@ class JobKinds:
                     for item in error.errors(include_input=False, include_url=False)
                 ]
             ) from error
-
-
-class SleepPayload(BaseModel):
-    """Payload of the example ``sleep`` kind."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seconds: float = Field(ge=0, le=60, allow_inf_nan=False, strict=True)
-
-
-async def sleep(payload: SleepPayload) -> JsonObject:
-    """Wait ``seconds``: the template's example of a job."""
-    await asyncio.sleep(payload.seconds)
-    return {"slept_seconds": payload.seconds}
-
-
-DEFAULT_KINDS = JobKinds([JobKind("sleep", SleepPayload, sleep)])
