@@ -147,7 +147,11 @@ def make_user_edits(project: Path) -> None:
         "Submit a job and watch it run:",
         "Submit a job (see #payments-oncall) and watch it run:",
     )
-    edit(project / PACKAGE / "domain" / "handlers.py", "le=60", "le=120")
+    edit(
+        project / PACKAGE / "domain" / "handlers.py",
+        "the template's example of a job.",
+        "our first job kind.",
+    )
     edit(project / PACKAGE / "api" / "jobs.py", "le=100)] = 20", "le=100)] = 50")
     (project / PACKAGE / "billing.py").write_text('"""Our own module."""\n\nRATE = 3\n')
     (project / ".pre-commit-config.yaml").unlink()
@@ -168,7 +172,7 @@ def test_update_keeps_user_edits_and_applies_template_changes(tmp_path: Path) ->
     assert "Submit a job (see #payments-oncall) and watch it run:" in readme
     assert "Template 1.1.0 note." in readme
     handlers = (project / PACKAGE / "domain" / "handlers.py").read_text()
-    assert "le=120" in handlers
+    assert "our first job kind." in handlers
     assert "TEMPLATE_ONLY" not in handlers, "handlers.py is the team's (_skip_if_exists)"
     assert "le=100)] = 50" in (project / PACKAGE / "api" / "jobs.py").read_text()
     assert (project / PACKAGE / "billing.py").read_text().endswith("RATE = 3\n")
