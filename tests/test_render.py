@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
+from jinja2 import Environment, meta
 
-from .support.project import UV, answers_of, install, render, run
-from .support.variants import MATRIX
+from .support.matrix import (
+    DIMENSIONS,
+    PYTHON_DIMENSIONS,
+    PYTHON_QUESTIONS,
+    Answers,
+    covering_set,
+    name_of,
+    python_product,
+    python_projection,
+)
+from .support.project import TEMPLATE_ROOT, UV, answers_of, install, render, run
+from .support.variants import IDENTITY_VARIANTS
 
 # A Jinja expression naming a question, or a Jinja statement. Prometheus alert
 # templates and Grafana legends use {{ }} of their own, so braces alone prove nothing.
@@ -48,27 +60,106 @@ def assert_fully_rendered(project: Path) -> None:
             assert match is None, f"unrendered Jinja in {relative}: {match and match.group(0)}"
 
 
-@pytest.mark.parametrize(
-    ("name", "answers"),
-    [
-        pytest.param(name, answers, id=name, marks=[] if name == "defaults" else [pytest.mark.slow])
-        for name, answers in MATRIX
-    ],
-)
-def test_variant_renders_and_passes_its_own_checks(
-    tmp_path: Path, name: str, answers: dict[str, Any]
-) -> None:
-    project = render(tmp_path / name, **answers)
+def identity(index: int) -> Answers:
+    """The identity variants in turn, without their Python version (the row sets it)."""
+    _, answers = IDENTITY_VARIANTS[index % len(IDENTITY_VARIANTS)]
+    return {key: value for key, value in answers.items() if key != "python_version"}
+
+
+COVERING = [{**identity(index), **row} for index, row in enumerate(covering_set())]
+LINT_ONLY = [
+    answers
+    for answers in python_product()
+    if python_projection(answers) not in {python_projection(row) for row in COVERING}
+]
+
+
+def check_render(project: Path) -> None:
     package = answers_of(project)["package_name"]
     for entry in CONTRACT_LAYOUT:
         assert (project / entry.format(package=package)).exists(), entry
     assert_fully_rendered(project)
 
+
+def lint(project: Path) -> None:
     install(project)
     run([UV, "run", "--frozen", "ruff", "check", "."], project)
     run([UV, "run", "--frozen", "ruff", "format", "--check", "."], project)
     run([UV, "run", "--frozen", "mypy"], project)
+
+
+@pytest.mark.parametrize(
+    ("name", "answers"),
+    [pytest.param("defaults", {}, id="defaults")]
+    + [
+        pytest.param(name, answers, id=name, marks=pytest.mark.slow)
+        for name, answers in IDENTITY_VARIANTS
+        if name != "defaults"
+    ]
+    + [
+        pytest.param(name_of(row), row, id=f"pairwise-{name_of(row)}", marks=pytest.mark.slow)
+        for row in COVERING
+    ],
+)
+def test_variant_renders_and_passes_its_own_checks(
+    tmp_path: Path, name: str, answers: Answers
+) -> None:
+    """The defaults, each identity variant and the pairwise set: lint, types, own tests."""
+    project = render(tmp_path / "project", **answers)
+    check_render(project)
+    lint(project)
     run([UV, "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], project, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", [pytest.param(a, id=name_of(a)) for a in LINT_ONLY])
+def test_every_python_variant_is_lint_and_type_clean(tmp_path: Path, answers: Answers) -> None:
+    """The rest of the Python product: the render, ruff, ruff format and mypy --strict."""
+    project = render(tmp_path / "project", **answers)
+    check_render(project)
+    lint(project)
+
+
+def test_the_covering_set_covers_every_pair_and_the_product_is_complete() -> None:
+    sizes = {name: len(values) for name, values in DIMENSIONS.items()}
+    for (a, values_a), (b, values_b) in itertools.combinations(DIMENSIONS.items(), 2):
+        for value_a, value_b in itertools.product(values_a, values_b):
+            assert any(
+                value_a.items() <= row.items() and value_b.items() <= row.items()
+                for row in COVERING
+            ), (a, value_a, b, value_b)
+    product = {python_projection(a) for a in python_product()}
+    assert len(product) == math.prod(sizes[name] for name in PYTHON_DIMENSIONS)
+    assert product == {python_projection(a) for a in COVERING + LINT_ONLY}
+
+
+def jinja_names(source: str) -> set[str]:
+    return set(meta.find_undeclared_variables(Environment().parse(source)))
+
+
+def test_only_python_toggles_reach_python_files() -> None:
+    """So the product of PYTHON_DIMENSIONS is every Python variant there is."""
+    template = TEMPLATE_ROOT / "template"
+    python_like = [
+        path
+        for path in template.rglob("*")
+        if path.is_file()
+        and (
+            path.name.removesuffix(".jinja").endswith(".py")
+            or path.name.removesuffix(".jinja")
+            in {"pyproject.toml", ".python-version", "alembic.ini"}
+        )
+    ]
+    assert len(python_like) > 20
+    leaks = {}
+    for path in python_like:
+        relative = str(path.relative_to(template))
+        names = jinja_names(relative)
+        if path.name.endswith(".jinja"):
+            names |= jinja_names(path.read_text())
+        if names - PYTHON_QUESTIONS - {"_copier_conf"}:
+            leaks[relative] = sorted(names - PYTHON_QUESTIONS)
+    assert leaks == {}
 
 
 def test_only_what_interpolates_is_a_template() -> None:

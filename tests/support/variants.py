@@ -1,7 +1,7 @@
-"""The answer combinations the template's tests render.
+"""Identity variants: names and text that stress slugs, escaping and length limits.
 
-Every toggle adds its choices here; ``MATRIX`` is rendered and linted in full,
-a covering subset is booted. Identity variants stress names and escaping.
+The toggles' values live in ``matrix.py``; ``test_render`` spreads these variants
+over the pairwise covering set.
 """
 
 from __future__ import annotations
@@ -39,5 +39,3 @@ IDENTITY_VARIANTS: list[Variant] = [
         {"project_name": "Orders", "project_slug": "orders-api", "package_name": "orders_core"},
     ),
 ]
-
-MATRIX: list[Variant] = IDENTITY_VARIANTS
