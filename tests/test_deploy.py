@@ -461,7 +461,7 @@ def test_vault_token_comes_from_the_operators_secret(rendered_projects: dict[str
         ({"autoscaling": {"enabled": True}}, "/autoscaling/enabled"),
         ({"replicas": 2}, "'replicas' not allowed"),
         ({"settings": {"LOG_LEVEL": "verbose"}}, "/settings/LOG_LEVEL"),
-        ({"settings": {"PORT": "9000"}}, "/settings"),
+        ({"settings": {"PORT": "9000"}}, "invalid propertyName 'PORT'"),
         ({"settings": {"WORKERS": "0"}}, "/settings/WORKERS"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"shutdown": {"graceSeconds": -1}}, "/shutdown/graceSeconds"),
@@ -579,9 +579,38 @@ def seconds(duration: str) -> float:
     return total
 
 
+def assert_exports_secret(script: str, variable: str, secret: str, tmp_path: Path) -> None:
+    """Run the stack's entrypoint script with sh: the secret file's content reaches the
+    service's environment, and the service replaces the shell (it gets SIGTERM itself).
+
+    `config` prints the file's ``$$`` escape as is; Swarm turns it into ``$``. The
+    secrets directory and the interpreter are swapped for stand-ins here.
+    """
+    assert "$$(" in script, "an unescaped $ would be interpolated by compose at deploy time"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / secret).write_text("s3cret://value")
+    stand_in = tmp_path / "bin" / "python"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\necho "$$ $*"\nprintenv {variable}\n')
+    stand_in.chmod(0o755)
+    command = script.replace("$$", "$").replace("/run/secrets/", f"{secrets}/")
+    result = subprocess.run(
+        ["/bin/sh", "-c", f"echo $$; {command}"],
+        env={"PATH": f"{stand_in.parent}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    shell_pid, exec_line, value = result.stdout.splitlines()
+    assert exec_line == f"{shell_pid} -m {PACKAGE}", "python must replace the shell (exec)"
+    assert value == "s3cret://value"
+
+
 @pytest.mark.parametrize("answer_set", list(ANSWER_SETS))
 def test_swarm_stack_passes_compose_config_and_rolls_out_safely(
-    rendered_projects: dict[str, Path], answer_set: str
+    rendered_projects: dict[str, Path], tmp_path: Path, answer_set: str
 ) -> None:
     project = rendered_projects[f"swarm:{answer_set}"]
     answers = ANSWER_SETS[answer_set]
@@ -630,12 +659,10 @@ def test_swarm_stack_passes_compose_config_and_rolls_out_safely(
     exported = {"env": "DATABASE_URL", "token": "VAULT_TOKEN"}.get(auth or backend)
     if exported:
         assert service["entrypoint"][:2] == ["/bin/sh", "-c"]
-        script = service["entrypoint"][2]
-        assert f'export {exported}="$(cat /run/secrets/{service_secret})"' in script
-        assert script.endswith(f"&& exec python -m {PACKAGE}")
+        assert_exports_secret(service["entrypoint"][2], exported, service_secret, tmp_path)
         assert exported not in environment
     else:
-        assert "entrypoint" not in service
+        assert service.get("entrypoint") is None
     if backend == "vault":
         assert environment["VAULT_ADDR"] == STACK_ENV["VAULT_ADDR"]
         assert environment["VAULT_SECRET_PATH"] == SLUG
