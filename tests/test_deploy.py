@@ -708,3 +708,39 @@ def test_swarm_stack_refuses_to_deploy_without_an_image(
     result = stack_config(rendered_projects["swarm:env-otlp-grpc"], env={})
     assert result.returncode != 0
     assert "set IMAGE" in result.stderr
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@pytest.mark.parametrize("vault_auth", ["approle", "token"])
+def test_chart_names_stay_valid_for_the_longest_slug(tmp_path: Path, vault_auth: str) -> None:
+    """A 63-character slug still gives object and Secret names Kubernetes accepts."""
+    slug = "l" + "o" * 61 + "g"
+    project = render(
+        tmp_path / "long",
+        project_name="N" * 64,
+        project_slug=slug,
+        deploy_target="kubernetes",
+        secrets_backend="vault",
+        vault_auth=vault_auth,
+    )
+    chart = project / "deploy/helm" / slug
+    report = helm.lint(chart, None, strict=True)
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+    rendered = helm.Chart.load(chart).render(None, name=slug[:53], namespace="apps")
+    manifests = [
+        doc
+        for name, text in rendered.items()
+        if not name.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    kubernetes_validate(manifests, tmp_path)
+    names = [m["metadata"]["name"] for m in manifests]
+    container = container_of(manifests)
+    names += [e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])]
+    names += [v["secret"]["secretName"] for v in pod_spec(manifests)["volumes"] if "secret" in v]
+    assert len(names) > len(manifests), names
+    for name in names:
+        assert DNS_LABEL.match(name), name
