@@ -47,3 +47,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "service.scalable" -}}
 {{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}true{{- end }}
 {{- end }}
+
+{{/* The SQLite volume's claim: fullname-data, within 63 characters. */}}
+{{- define "service.dataClaimName" -}}
+{{- printf "%s-data" (include "service.fullname" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
