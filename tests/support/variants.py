@@ -40,4 +40,28 @@ IDENTITY_VARIANTS: list[Variant] = [
     ),
 ]
 
-MATRIX: list[Variant] = IDENTITY_VARIANTS
+# Deploy targets crossed with the answers their files wire in (Vault auth, tracing).
+DEPLOY_VARIANTS: list[Variant] = [
+    ("kubernetes", {"deploy_target": "kubernetes"}),
+    (
+        "kubernetes-vault-kubernetes-no-tracing",
+        {
+            "deploy_target": "kubernetes",
+            "secrets_backend": "vault",
+            "vault_auth": "kubernetes",
+            "tracing_exporter": "none",
+        },
+    ),
+    ("swarm", {"deploy_target": "swarm"}),
+    (
+        "swarm-vault-approle-otlp-http",
+        {
+            "deploy_target": "swarm",
+            "secrets_backend": "vault",
+            "vault_auth": "approle",
+            "tracing_exporter": "otlp-http",
+        },
+    ),
+]
+
+MATRIX: list[Variant] = IDENTITY_VARIANTS + DEPLOY_VARIANTS
