@@ -744,3 +744,49 @@ def test_chart_names_stay_valid_for_the_longest_slug(tmp_path: Path, vault_auth:
     assert len(names) > len(manifests), names
     for name in names:
         assert DNS_LABEL.match(name), name
+
+
+def test_chart_refuses_an_autoscaler_with_min_above_max(
+    rendered_projects: dict[str, Path],
+) -> None:
+    """What a JSON schema cannot compare, the template refuses with a message."""
+    values = {"persistence": {"enabled": False}, "autoscaling": {"enabled": True}}
+    project = rendered_projects["kubernetes:env-otlp-grpc"]
+    render_chart(project, {**values, "autoscaling": {"enabled": True, "minReplicas": 10}})
+    with pytest.raises(helm.HelmRenderError) as refused:
+        render_chart(project, {**values, "autoscaling": {"enabled": True, "minReplicas": 11}})
+    assert "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" in str(refused.value)
+
+
+def test_chart_metadata_carries_any_identity_answer(tmp_path: Path) -> None:
+    """Quotes, backslashes, braces and accents in the answers still give a valid Chart.yaml."""
+    answers = {
+        "project_name": 'Überwachungs "Dienst" für Zähler',
+        "description": 'Counts things; says "hello" and \\escapes\\ {{ braces }}',
+        "author_name": "Zoë O'Brien",
+        "author_email": "zoe.obrien@example.org",
+    }
+    project = render(tmp_path / "odd", deploy_target="kubernetes", **answers)
+    (chart_dir,) = (project / "deploy/helm").iterdir()
+    metadata = helm.Chart.load(chart_dir).metadata
+    assert metadata["name"] == chart_dir.name == "uberwachungs-dienst-fur-zahler"
+    assert metadata["description"] == answers["description"]
+    assert metadata["maintainers"] == [
+        {"name": answers["author_name"], "email": answers["author_email"]}
+    ]
+    report = helm.lint(chart_dir, None, strict=True)
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+
+
+def test_swarm_prometheus_config_passes_promtool(
+    rendered_projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """The swarm-only Prometheus config, with the rules where the stack puts them."""
+    project = rendered_projects["swarm:env-otlp-grpc"]
+    config = yaml.safe_load((project / "deploy/swarm/prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules/alerts.yml"]
+    config["rule_files"] = [str(project / "observability/rules/alerts.yml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = run(["/usr/bin/promtool", "check", "config", "prometheus.yml"], tmp_path, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
