@@ -790,3 +790,14 @@ def test_swarm_prometheus_config_passes_promtool(
     result = run(["/usr/bin/promtool", "check", "config", "prometheus.yml"], tmp_path, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_strict_validation_catches_a_misspelt_field(
+    rendered_projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """The validation above can fail: one misspelt probe field is refused."""
+    manifests, _ = render_chart(rendered_projects["kubernetes:env-otlp-grpc"])
+    probe = container_of(manifests)["readinessProbe"]["httpGet"]
+    probe["paht"] = probe.pop("path")
+    with pytest.raises(AssertionError, match="paht"):
+        kubernetes_validate(manifests, tmp_path)
