@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+import httpx
 import pytest
 import yaml
 
-from .support.project import TOOLS_BIN, render, run
+from .support.project import TOOLS_BIN, install, render, run
+from .support.service import Service, free_port
 from .test_ops_files import (
     HADOLINT,
     compose_binary,
@@ -30,6 +32,7 @@ from .test_ops_files import (
     dockerfile_instructions,
     healthcheck_argv,
     stages,
+    wait_for,
 )
 
 pytestmark = pytest.mark.xdist_group("deploy")
@@ -801,3 +804,52 @@ def test_strict_validation_catches_a_misspelt_field(
     probe["paht"] = probe.pop("path")
     with pytest.raises(AssertionError, match="paht"):
         kubernetes_validate(manifests, tmp_path)
+
+
+def test_booted_service_takes_the_charts_settings_and_answers_its_probes(
+    rendered_projects: dict[str, Path],
+) -> None:
+    """The service itself, started with the ConfigMap's and the Secret's environment
+    (everything-on values: two workers, another log level), answers each probe of the
+    Deployment with 200 on the port it was told, and /readyz goes 503 on SIGTERM.
+
+    PORT is swapped for a free loopback port and HOST for 127.0.0.1 (the image sets
+    0.0.0.0); the rest is exactly what the chart renders.
+    """
+    project = rendered_projects["kubernetes:env-otlp-grpc"]
+    install(project)
+    # Spans (once the tracing toggle exports them) go to a closed loopback port, nowhere else.
+    collector = f"http://127.0.0.1:{free_port()}"
+    manifests, _ = render_chart(project, {**SCALED_VALUES, "tracing": {"endpoint": collector}})
+    kinds = by_kind(manifests)
+    environment = {**config_data(manifests), **kinds["Secret"]["stringData"]}
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == collector
+    assert environment["PORT"] == "8080"
+    assert environment["WORKERS"] == "2"
+    container = container_of(manifests)
+    named_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named_ports == {"http": int(environment.pop("PORT"))}
+    service = Service(project, env=environment)
+    with service:
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            probe = container[kind]["httpGet"]
+            assert probe["port"] in named_ports
+            response = httpx.get(f"{service.url}{probe['path']}", timeout=10)
+            assert response.status_code == 200, (kind, response.text)
+        metrics = httpx.get(f"{service.url}/metrics", timeout=10)
+        assert metrics.status_code == 200
+        assert "http_requests_total" in metrics.text
+        assert service.process is not None
+        service.send_signal(15)
+        readiness = container["readinessProbe"]["httpGet"]["path"]
+
+        def refuses_traffic() -> bool:
+            try:
+                return httpx.get(f"{service.url}{readiness}", timeout=2).status_code == 503
+            except httpx.TransportError:
+                return True  # already gone: no traffic either
+
+        assert wait_for("readiness to turn 503 after SIGTERM", refuses_traffic, timeout=60)
+        # One SIGTERM, as the kubelet sends: wait for the drain, do not signal again.
+        service.process.wait(timeout=120)
+        assert service.stop() == 0, service.output()  # signals nothing once exited
