@@ -853,3 +853,54 @@ def test_booted_service_takes_the_charts_settings_and_answers_its_probes(
         # One SIGTERM, as the kubelet sends: wait for the drain, do not signal again.
         service.process.wait(timeout=120)
         assert service.stop() == 0, service.output()  # signals nothing once exited
+
+
+def test_swarm_entrypoint_starts_the_service_its_healthcheck_accepts(
+    rendered_projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """The stack's own entrypoint and environment start the real service (the secret file
+    standing in for /run/secrets), and the stack's healthcheck command, run as Docker
+    would, passes against it; SIGTERM (Swarm's stop signal) ends it with 0."""
+    project = rendered_projects["swarm:env-otlp-grpc"]
+    install(project)
+    config = json.loads(stack_config(project).stdout)
+    service = config["services"][SLUG]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "database_url").write_text(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'app.db'}")
+    script = service["entrypoint"][2].replace("$$", "$").replace("/run/secrets/", f"{secrets}/")
+    port = free_port()
+    environment = {
+        **service["environment"],
+        "HOST": "127.0.0.1",  # the image's 0.0.0.0, kept on loopback here
+        "PORT": str(port),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "PATH": f"{project / '.venv' / 'bin'}:/usr/bin:/bin",
+    }
+    healthcheck = service["healthcheck"]["test"]
+    assert healthcheck[0] == "CMD"
+
+    def healthy() -> bool:
+        probe = subprocess.run(
+            healthcheck[1:], env=environment, capture_output=True, timeout=30, check=False
+        )
+        return probe.returncode == 0
+
+    process = subprocess.Popen(
+        [*service["entrypoint"][:2], script],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("the stack's healthcheck to pass", healthy, timeout=90)
+        assert (tmp_path / "data" / "app.db").is_file(), "DATABASE_URL came from the secret"
+        process.send_signal(15)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
