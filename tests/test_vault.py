@@ -211,7 +211,7 @@ def test_wrong_credentials_exit_non_zero_with_one_clean_line(project: Path, bao:
     assert code == 3
     assert stdout == ""
     assert stderr.count("\n") == 0
-    assert stderr.startswith("vault: approle login: credentials refused"), stderr
+    assert stderr.startswith("vault: approle login: credentials or request refused"), stderr
     assert "gave up after 2 attempts" in stderr
     assert_clean(stdout + stderr, role_id, wrong_secret_id, bao.root_token)
 
@@ -243,9 +243,14 @@ def test_unreachable_vault_exits_non_zero_after_retries(project: Path) -> None:
 def test_vault_stopped_while_running_fails_readiness_only(project: Path, tmp_path: Path) -> None:
     own = OpenBao(tmp_path / "bao.log").start()
     try:
-        token = own.client().auth.token.create(policies=["default"], ttl="1h")["auth"][
-            "client_token"
-        ]
+        client = own.client()
+        client.sys.create_or_update_policy(
+            POLICY, f'path "secret/data/{SLUG}" {{ capabilities = ["read"] }}\n'
+        )
+        client.secrets.kv.v2.create_or_update_secret(
+            path=SLUG, secret={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+        )
+        token = client.auth.token.create(policies=[POLICY], ttl="1h")["auth"]["client_token"]
         env = {"VAULT_ADDR": own.addr, "VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": token}
         with Service(project, env) as service, service.client() as client:
             assert client.get("/readyz").json()["checks"]["vault"] == "ok"
