@@ -40,4 +40,17 @@ IDENTITY_VARIANTS: list[Variant] = [
     ),
 ]
 
-MATRIX: list[Variant] = IDENTITY_VARIANTS
+# The secrets toggle: each auth method once, on the three Pythons.
+VAULT_VARIANTS: list[Variant] = [
+    ("vault-approle", {"secrets_backend": "vault", "vault_auth": "approle"}),
+    (
+        "vault-token-py311",
+        {"secrets_backend": "vault", "vault_auth": "token", "python_version": "3.11"},
+    ),
+    (
+        "vault-kubernetes-py313",
+        {"secrets_backend": "vault", "vault_auth": "kubernetes", "python_version": "3.13"},
+    ),
+]
+
+MATRIX: list[Variant] = IDENTITY_VARIANTS + VAULT_VARIANTS
