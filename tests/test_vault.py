@@ -8,6 +8,7 @@ test handed out.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -17,13 +18,15 @@ from pathlib import Path
 import pytest
 
 from .support.openbao import (
+    BAO,
     OpenBao,
     TokenReviewStandIn,
     self_signed_ca_pem,
     service_account_jwt,
 )
-from .support.project import install, render
+from .support.project import install, render, run
 from .support.service import Service, free_port
+from .test_ops_files import compose_config
 
 SLUG = "vaulted"
 PACKAGE = "vaulted"
@@ -278,3 +281,72 @@ def test_the_env_variant_has_no_vault_code(default_project: Path) -> None:
     sources = "\n".join(path.read_text() for path in package.rglob("*.py"))
     assert "vault" not in sources.lower()
     assert "hvac" not in sources
+
+
+def test_the_compose_init_script_configures_a_real_server(
+    project: Path, bao: OpenBao, tmp_path: Path
+) -> None:
+    """vault/init.sh, as compose runs it, against the dev server: then the service logs in."""
+    approle_dir = tmp_path / "approle"
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'compose.db'}"
+    service_token = "vaulted-dev-token"
+    init_env = {
+        "BAO_ADDR": bao.addr,
+        "BAO_TOKEN": bao.root_token,
+        "SERVICE": SLUG,
+        "ROLE_ID": "vaulted-dev-role",
+        "SERVICE_TOKEN": service_token,
+        "APPROLE_DIR": str(approle_dir),
+        "DATABASE_URL": database_url,
+        "PATH": f"{Path(BAO).parent}:/usr/bin:/bin",
+    }
+    for _ in range(2):  # compose may run it again: it must be idempotent
+        done = run(["sh", "vault/init.sh"], project, env=init_env)
+        assert "vault ready for vaulted" in done.stdout
+    secret_id = (approle_dir / "secret-id").read_text().strip()
+    assert bao.client().read("auth/approle/role/vaulted")["data"]["token_policies"] == [
+        "vaulted-read"
+    ]
+
+    env = {
+        "VAULT_ADDR": bao.addr,
+        "VAULT_AUTH_METHOD": "approle",
+        "VAULT_ROLE_ID": "vaulted-dev-role",
+        "VAULT_SECRET_ID_FILE": str(approle_dir / "secret-id"),
+    }
+    with Service(project, env) as service, service.client() as client:
+        assert client.get("/readyz").json()["checks"]["vault"] == "ok"
+        assert service.stop() == 0
+    assert (tmp_path / "compose.db").exists()
+    assert_clean(service.output(), secret_id, "change-me-in-vault", bao.root_token)
+
+    env = {"VAULT_ADDR": bao.addr, "VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": service_token}
+    with Service(project, env) as service, service.client() as client:
+        assert client.get("/readyz").json()["checks"]["vault"] == "ok"
+        assert service.stop() == 0
+    assert_clean(service.output(), service_token, "change-me-in-vault")
+
+
+@pytest.mark.parametrize("auth", ["approle", "token", "kubernetes"])
+def test_compose_runs_the_dev_server_and_init_before_the_service(tmp_path: Path, auth: str) -> None:
+    rendered = render(tmp_path / "p", secrets_backend="vault", vault_auth=auth)
+    result = compose_config(rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = json.loads(result.stdout)["services"]
+    app = services["my-service"]
+    assert app["depends_on"]["vault-init"]["condition"] == "service_completed_successfully"
+    assert services["vault-init"]["depends_on"]["vault"]["condition"] == "service_healthy"
+    assert services["vault"]["healthcheck"]["test"][0] == "CMD"
+    init_volumes = {v["target"]: v for v in services["vault-init"]["volumes"]}
+    assert Path(init_volumes["/vault/init.sh"]["source"]) == rendered / "vault" / "init.sh"
+    environment = app["environment"]
+    assert environment["VAULT_ADDR"] == "http://vault:8200"
+    if auth == "token":
+        assert environment["VAULT_TOKEN"] == services["vault-init"]["environment"]["SERVICE_TOKEN"]
+    else:
+        assert environment["VAULT_AUTH_METHOD"] == "approle"
+        assert environment["VAULT_ROLE_ID"] == services["vault-init"]["environment"]["ROLE_ID"]
+        mounted = {v["target"]: v["source"] for v in app["volumes"]}
+        secret_dir = Path(environment["VAULT_SECRET_ID_FILE"]).parent
+        assert mounted[str(secret_dir)] == "vault-approle"
+        assert services["vault-init"]["environment"]["APPROLE_DIR"] == str(secret_dir)
