@@ -6,7 +6,9 @@
 # secret, an AppRole with short-lived tokens, and a secret id handed over through
 # a file (APPROLE_DIR/secret-id), never through the environment or a log line.
 #
-# Needs BAO_ADDR and BAO_TOKEN (a token allowed to configure Vault), and:
+# Uses the `bao` CLI (VAULT_CLI=vault for HashiCorp's, which reads VAULT_ADDR and
+# VAULT_TOKEN instead). Needs BAO_ADDR and BAO_TOKEN (a token allowed to configure
+# Vault), and:
 #   SERVICE        the service's name: policy, role and secret path
 #   ROLE_ID        the role id to pin (so compose.yaml can name it)
 #   SERVICE_TOKEN  for token auth: the id of a periodic token to create with the policy
@@ -17,18 +19,19 @@ set -eu
 : "${SERVICE:?set SERVICE}"
 : "${ROLE_ID:?set ROLE_ID}"
 APPROLE_DIR="${APPROLE_DIR:-/approle}"
+CLI="${VAULT_CLI:-bao}"
 KV_MOUNT="${KV_MOUNT:-secret}"
 POLICY="${SERVICE}-read"
 
 # KV v2 at secret/ (a dev server has it already; a fresh server gets it here).
-if ! bao secrets list -format=json | grep -q "\"${KV_MOUNT}/\""; then
-    bao secrets enable -path="${KV_MOUNT}" -version=2 kv
+if ! "$CLI" secrets list -format=json | grep -q "\"${KV_MOUNT}/\""; then
+    "$CLI" secrets enable -path="${KV_MOUNT}" -version=2 kv
 fi
-if ! bao auth list -format=json | grep -q '"approle/"'; then
-    bao auth enable approle
+if ! "$CLI" auth list -format=json | grep -q '"approle/"'; then
+    "$CLI" auth enable approle
 fi
 
-bao policy write "${POLICY}" - <<POLICY
+"$CLI" policy write "${POLICY}" - <<POLICY
 # ${SERVICE}: read its own secret, nothing else (token renewal and lookup come
 # from the default policy).
 path "${KV_MOUNT}/data/${SERVICE}" {
@@ -36,25 +39,25 @@ path "${KV_MOUNT}/data/${SERVICE}" {
 }
 POLICY
 
-bao kv put -mount="${KV_MOUNT}" "${SERVICE}" \
+"$CLI" kv put -mount="${KV_MOUNT}" "${SERVICE}" \
     database_url="${DATABASE_URL:-sqlite+aiosqlite:///./data/app.db}" \
     example_api_key="change-me-in-vault" >/dev/null
 
-bao write "auth/approle/role/${SERVICE}" \
+"$CLI" write "auth/approle/role/${SERVICE}" \
     token_policies="${POLICY}" token_ttl=1h token_max_ttl=4h \
     secret_id_ttl=24h secret_id_num_uses=0 >/dev/null
-bao write "auth/approle/role/${SERVICE}/role-id" role_id="${ROLE_ID}" >/dev/null
+"$CLI" write "auth/approle/role/${SERVICE}/role-id" role_id="${ROLE_ID}" >/dev/null
 
 mkdir -p "${APPROLE_DIR}"
 umask 077
-bao write -f -field=secret_id "auth/approle/role/${SERVICE}/secret-id" >"${APPROLE_DIR}/secret-id.new"
+"$CLI" write -f -field=secret_id "auth/approle/role/${SERVICE}/secret-id" >"${APPROLE_DIR}/secret-id.new"
 # The service runs as another user: it must be able to read the file.
 chmod 0444 "${APPROLE_DIR}/secret-id.new"
 mv "${APPROLE_DIR}/secret-id.new" "${APPROLE_DIR}/secret-id"
 
 if [ -n "${SERVICE_TOKEN:-}" ]; then
-    bao token revoke "${SERVICE_TOKEN}" >/dev/null 2>&1 || true
-    bao token create -id="${SERVICE_TOKEN}" -policy="${POLICY}" -period=1h -orphan >/dev/null
+    "$CLI" token revoke "${SERVICE_TOKEN}" >/dev/null 2>&1 || true
+    "$CLI" token create -id="${SERVICE_TOKEN}" -policy="${POLICY}" -period=1h -orphan >/dev/null
 fi
 
 echo "vault ready for ${SERVICE}: policy ${POLICY}, role ${SERVICE}, secret ${KV_MOUNT}/${SERVICE}"
