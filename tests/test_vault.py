@@ -98,6 +98,8 @@ def test_token_auth_takes_the_database_url_from_vault(
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json() == {"status": "ok", "checks": {"database": "ok", "vault": "ok"}}
+        (session,) = events(service, "vault session ready")
+        assert session["renewable"] is True
         job = client.post("/api/v1/jobs", json={"kind": "sleep", "payload": {"seconds": 0}})
         assert job.status_code == 202
         code = service.stop()
@@ -278,6 +280,9 @@ def test_the_env_variant_has_no_vault_code(default_project: Path) -> None:
     package = default_project / "src" / "my_service"
     vault_files = [path.name for path in package.rglob("*vault*")]
     assert vault_files == []
+    assert not (default_project / "vault").exists()
+    assert not [path for path in (default_project / "tests").rglob("*vault*")]
+    assert "VAULT_" not in (default_project / "compose.yaml").read_text()
     sources = "\n".join(path.read_text() for path in package.rglob("*.py"))
     assert "vault" not in sources.lower()
     assert "hvac" not in sources
