@@ -355,3 +355,27 @@ def test_compose_runs_the_dev_server_and_init_before_the_service(tmp_path: Path,
         secret_dir = Path(environment["VAULT_SECRET_ID_FILE"]).parent
         assert mounted[str(secret_dir)] == "vault-approle"
         assert services["vault-init"]["environment"]["APPROLE_DIR"] == str(secret_dir)
+
+
+def test_https_with_a_private_ca_needs_vault_cacert(project: Path, tmp_path: Path) -> None:
+    own = OpenBao(tmp_path / "bao.log", tls_dir=tmp_path / "tls").start()
+    try:
+        assert own.ca_cert is not None
+        client = own.client()
+        client.secrets.kv.v2.create_or_update_secret(
+            path=SLUG, secret={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'tls.db'}"}
+        )
+        token = client.auth.token.create(policies=["root"], ttl="1h")["auth"]["client_token"]
+        env = {"VAULT_ADDR": own.addr, "VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": token}
+        code, _stdout, stderr = start_failing(project, env)
+        assert code == 3
+        assert stderr.startswith("vault: token lookup: Vault unreachable (SSLError)"), stderr
+
+        env["VAULT_CACERT"] = str(own.ca_cert)
+        with Service(project, env) as service, service.client() as http:
+            assert http.get("/readyz").json()["checks"]["vault"] == "ok"
+            assert service.stop() == 0
+        assert (tmp_path / "tls.db").exists()
+        assert_clean(service.output(), token, own.root_token)
+    finally:
+        own.stop()

@@ -11,6 +11,7 @@ import base64
 import datetime
 import json
 import secrets
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,15 +35,22 @@ BAO = str(Path(sys.executable).parent / "bao")
 class OpenBao:
     """``bao server -dev`` on a free loopback port."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, tls_dir: Path | None = None) -> None:
+        """With ``tls_dir``, ``-dev-tls``: https with a CA of its own, written there."""
         self.port = free_port()
         self.root_token = "root-" + secrets.token_hex(16)
         self.log_path = log_path
+        self.tls_dir = tls_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def addr(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_dir else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_cert(self) -> Path | None:
+        return self.tls_dir / "vault-ca.pem" if self.tls_dir else None
 
     def start(self, timeout: float = 60.0) -> OpenBao:
         with self.log_path.open("wb") as log:
@@ -53,6 +61,7 @@ class OpenBao:
                     "-dev",
                     f"-dev-listen-address=127.0.0.1:{self.port}",
                     f"-dev-root-token-id={self.root_token}",
+                    *([f"-dev-tls-cert-dir={self.tls_dir}", "-dev-tls"] if self.tls_dir else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -62,12 +71,18 @@ class OpenBao:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
             try:
-                if httpx.get(f"{self.addr}/v1/sys/health", timeout=1).status_code == 200:
+                if self._get("/v1/sys/health").status_code == 200:
                     return self
-            except httpx.TransportError:
+            except (httpx.TransportError, OSError):
                 pass
             time.sleep(0.1)
         raise AssertionError(f"OpenBao not ready after {timeout}s\n{self.log_path.read_text()}")
+
+    def _get(self, path: str) -> httpx.Response:
+        verify: ssl.SSLContext | bool = True
+        if self.ca_cert is not None:
+            verify = ssl.create_default_context(cafile=str(self.ca_cert))
+        return httpx.get(f"{self.addr}{path}", timeout=1, verify=verify)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -79,7 +94,8 @@ class OpenBao:
                 self.process.wait(timeout=30)
 
     def client(self) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=self.root_token, timeout=10)
+        verify = str(self.ca_cert) if self.ca_cert else True
+        return hvac.Client(url=self.addr, token=self.root_token, timeout=10, verify=verify)
 
 
 class TokenReviewStandIn:
