@@ -53,6 +53,8 @@ class OpenBao:
         return self.tls_dir / "vault-ca.pem" if self.tls_dir else None
 
     def start(self, timeout: float = 60.0) -> OpenBao:
+        if self.tls_dir is not None:
+            self.tls_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [
