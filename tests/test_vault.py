@@ -157,6 +157,30 @@ def test_approle_with_a_short_ttl_renews_and_logs_in_again(
     assert_clean(service.output(), role_id, secret_id, bao.root_token)
 
 
+def test_each_worker_process_logs_in_itself(project: Path, bao: OpenBao, tmp_path: Path) -> None:
+    client = bao.client()
+    client.auth.approle.create_or_update_approle("workers", token_policies=[POLICY])
+    role_id = client.auth.approle.read_role_id("workers")["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("workers")["data"]["secret_id"]
+    write_secret(bao, database_url=f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}")
+    env = {
+        "VAULT_ADDR": bao.addr,
+        "VAULT_ROLE_ID": role_id,
+        "VAULT_SECRET_ID": secret_id,
+        "WORKERS": "2",
+    }
+    with Service(project, env) as service, service.client() as http:
+        deadline = time.monotonic() + 60
+        while len(events(service, "vault session ready")) < 2:
+            assert time.monotonic() < deadline, service.output()
+            time.sleep(0.2)
+        for _ in range(10):  # whichever worker answers, Vault is ready in it
+            assert http.get("/readyz").json()["checks"]["vault"] == "ok"
+        assert service.stop() == 0
+    assert (tmp_path / "workers.db").exists()
+    assert_clean(service.output(), role_id, secret_id, bao.root_token)
+
+
 def test_kubernetes_auth_end_to_end(project: Path, bao: OpenBao, tmp_path: Path) -> None:
     jwt = service_account_jwt("shop", "vaulted")
     token_file = tmp_path / "token"
