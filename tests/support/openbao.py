@@ -63,6 +63,7 @@ class OpenBao:
                     "-dev",
                     f"-dev-listen-address=127.0.0.1:{self.port}",
                     f"-dev-root-token-id={self.root_token}",
+                    "-dev-no-store-token",  # leave ~/.vault-token alone
                     *([f"-dev-tls-cert-dir={self.tls_dir}", "-dev-tls"] if self.tls_dir else []),
                 ],
                 stdout=log,
