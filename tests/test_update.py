@@ -205,6 +205,9 @@ def test_update_to_the_same_version_with_defaults_changes_nothing(tmp_path: Path
 TOGGLE_SWITCHES = [
     pytest.param({"ci_provider": "gitlab"}, id="ci-github-to-gitlab"),
     pytest.param({"ci_provider": "none"}, id="ci-github-to-none"),
+    pytest.param({"secrets_backend": "vault"}, id="secrets-env-to-vault"),
+    pytest.param({"deploy_target": "kubernetes"}, id="deploy-compose-to-kubernetes"),
+    pytest.param({"deploy_target": "swarm"}, id="deploy-compose-to-swarm"),
 ]
 
 
