@@ -22,6 +22,8 @@ from .api.jobs import add_job_routes
 from .config import Settings
 from .domain.kinds import DEFAULT_KINDS, JobKinds
 from .lifecycle import Lifecycle
+from .observability.hooks import ObservabilityHooks
+from .observability.instrumentation import create_hooks
 from .observability.logs import configure_logging, get_logger
 from .observability.metrics import declare_job_kinds
 from .observability.middleware import RequestObservabilityMiddleware
@@ -34,16 +36,18 @@ _WORKER_STOP_MARGIN_SECONDS = 10.0
 
 
 def _lifespan(
-    settings: Settings, kinds: JobKinds
+    settings: Settings, kinds: JobKinds, hooks: ObservabilityHooks
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Resources]]]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
         log = get_logger("lifecycle")
+        hooks.start()
         engine = create_engine(settings.database_url.get_secret_value())
+        hooks.instrument_engine(engine)
         try:
             await upgrade_to_head(engine)
             declare_job_kinds(kinds.names)
-            store = JobStore(engine)
+            store = JobStore(engine, hooks.job_trace_context)
             worker = Worker(
                 store,
                 kinds,
@@ -54,6 +58,7 @@ def _lifespan(
                     retry_backoff_seconds=settings.job_retry_backoff_seconds,
                     shutdown_grace_seconds=settings.shutdown_grace_seconds,
                 ),
+                hooks,
             )
             lifecycle = Lifecycle()
             lifecycle.on_shutdown(worker.stop)
@@ -78,6 +83,7 @@ def _lifespan(
                         await worker_task
         finally:
             await engine.dispose()
+            await hooks.stop()
             log.info("service stopped")
 
     return lifespan
@@ -87,15 +93,17 @@ def create_app(settings: Settings | None = None, kinds: JobKinds = DEFAULT_KINDS
     """Build the application; settings come from the environment unless given."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
+    hooks = create_hooks()
     app = FastAPI(
         title=SERVICE_NAME,
         version=__version__,
-        lifespan=_lifespan(settings, kinds),
-        # FastAPI's built-in OpenTelemetry hooks stay off: this service owns its spans.
+        lifespan=_lifespan(settings, kinds, hooks),
+        # FastAPI's built-in OpenTelemetry stays off: the request middleware opens the
+        # one server span per request (cheaper, and probes untraced; docs/design.md).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     add_operations_routes(app)
     add_job_routes(app)
-    app.add_middleware(RequestObservabilityMiddleware)
+    app.add_middleware(RequestObservabilityMiddleware, hooks=hooks)
     return app
