@@ -89,11 +89,15 @@ def _lifespan(
     return lifespan
 
 
-def create_app(settings: Settings | None = None, kinds: JobKinds = DEFAULT_KINDS) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    kinds: JobKinds = DEFAULT_KINDS,
+    hooks: ObservabilityHooks | None = None,
+) -> FastAPI:
     """Build the application; settings come from the environment unless given."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
-    hooks = create_hooks()
+    hooks = hooks or create_hooks()
     app = FastAPI(
         title=SERVICE_NAME,
         version=__version__,
