@@ -415,7 +415,7 @@ def test_compose_file_is_valid_and_starts_in_order(default_project: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     config = json.loads(result.stdout)
     services = config["services"]
-    assert set(services) == {SLUG, "prometheus", "grafana"}
+    assert set(services) == {SLUG, "prometheus", "grafana", "jaeger"}  # jaeger: tracing
 
     service = services[SLUG]
     assert service["container_name"] == SLUG

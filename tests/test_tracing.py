@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from .support.otlp import OtlpReceiver, ReceivedSpan
 from .support.project import install, render
 from .support.service import Service, free_port
+from .test_ops_files import compose_config
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -225,3 +227,24 @@ def test_none_renders_no_opentelemetry_and_the_same_schema(
         }
 
     assert migrations(project) == migrations(default_project)
+
+
+@pytest.mark.parametrize("protocol", EXPORTERS)
+def test_compose_sends_traces_to_jaeger_and_grafana_reads_them(
+    project: Path, protocol: str
+) -> None:
+    result = compose_config(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = json.loads(result.stdout)["services"]
+    jaeger = services["jaeger"]
+    published = {(port["target"], port["host_ip"]) for port in jaeger["ports"]}
+    assert published == {(4317, "127.0.0.1"), (4318, "127.0.0.1"), (16686, "127.0.0.1")}
+    otlp_port = 4317 if protocol == "grpc" else 4318
+    environment = services["my-service"]["environment"]
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://jaeger:{otlp_port}"
+    assert "jaeger" not in services["my-service"].get("depends_on", {})
+
+    datasources = project / "observability/grafana/provisioning/datasources/jaeger.yml"
+    (datasource,) = yaml.safe_load(datasources.read_text())["datasources"]
+    assert (datasource["type"], datasource["url"]) == ("jaeger", "http://jaeger:16686")
+    assert "16686" in (project / "README.md").read_text()
