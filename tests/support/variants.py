@@ -41,3 +41,13 @@ IDENTITY_VARIANTS: list[Variant] = [
 ]
 
 MATRIX: list[Variant] = IDENTITY_VARIANTS
+
+# Tracing toggle: every exporter but the default otlp-grpc (that is "defaults"),
+# each on another Python version; otlp-http and console are also booted by
+# test_tracing.py.
+TRACING_VARIANTS: list[Variant] = [
+    ("tracing-none", {"tracing_exporter": "none"}),
+    ("tracing-console-py311", {"tracing_exporter": "console", "python_version": "3.11"}),
+    ("tracing-otlp-http-py313", {"tracing_exporter": "otlp-http", "python_version": "3.13"}),
+]
+MATRIX = [*MATRIX, *TRACING_VARIANTS]
