@@ -76,8 +76,10 @@ def flatten(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receiv
 class OtlpReceiver:
     """Collects spans exported over OTLP; ``service_env()`` points a service at it."""
 
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(self, protocol: Protocol, *, keep_spans: bool = True) -> None:
         self.protocol = protocol
+        self.keep_spans = keep_spans  # False: count spans only (a long benchmark run)
+        self.span_count = 0
         self.port = 0
         self.requests = 0
         self.content_encodings: list[str] = []
@@ -89,9 +91,16 @@ class OtlpReceiver:
     # --- what arrived -------------------------------------------------------
 
     def record(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        spans = flatten(request) if self.keep_spans else []
+        count = sum(
+            len(scope.spans)
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+        )
         with self._lock:
             self.requests += 1
-            self._spans.extend(flatten(request))
+            self.span_count += count
+            self._spans.extend(spans)
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:
