@@ -106,7 +106,6 @@ def test_spans_reach_the_receiver_and_match_the_logs(project: Path, protocol: st
         "http.route": "/api/v1/jobs/{job_id}",
         "http.response.status_code": 404,
         "url.path": missing,
-        "url.scheme": "http",
     }
     assert found.parent_span_id == ""
     assert found.resource["service.name"] == "my-service"
