@@ -19,6 +19,7 @@ from typing import Final
 from .adapters.job_store import JobStore
 from .domain.jobs import Job, retry_delay
 from .domain.kinds import JobKinds
+from .observability.hooks import ObservabilityHooks
 from .observability.logs import bind_context, get_logger, reset_context
 from .observability.metrics import (
     JOBS_FINISHED,
@@ -51,8 +52,15 @@ def worker_identity() -> str:
 class Worker:
     """Runs jobs from the store until stopped; see the module docstring."""
 
-    def __init__(self, store: JobStore, kinds: JobKinds, options: WorkerOptions) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        kinds: JobKinds,
+        options: WorkerOptions,
+        hooks: ObservabilityHooks | None = None,
+    ) -> None:
         self.owner = worker_identity()
+        self._hooks = hooks or ObservabilityHooks()
         self._store = store
         self._kinds = kinds
         self._options = options
@@ -148,20 +156,8 @@ class Worker:
         context = bind_context(job_id=str(job.id), job_kind=job.kind)
         JOBS_RUNNING.inc()
         try:
-            self._log.info("job started", attempt=job.attempts)
-            try:
-                result = await self._kinds[job.kind].run(job.payload)
-            except asyncio.CancelledError:
-                self._log.warning("job interrupted", attempt=job.attempts)
-                raise
-            except Exception as error:  # noqa: BLE001 - any handler failure is the job's failure
-                await self._record_failure(job, error)
-            else:
-                if await self._store.succeed(job.id, self.owner, result):
-                    JOBS_FINISHED.labels(job.kind, "succeeded").inc()
-                    self._log.info("job succeeded", attempt=job.attempts)
-                else:
-                    self._log.warning("job finished after its lease was lost; result dropped")
+            with self._hooks.job_execution(job):
+                await self._run(job)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the lease expiry recovers the job
@@ -171,6 +167,22 @@ class Worker:
             self._running.pop(job.id, None)
             self._wake.set()
             reset_context(context)
+
+    async def _run(self, job: Job) -> None:
+        self._log.info("job started", attempt=job.attempts)
+        try:
+            result = await self._kinds[job.kind].run(job.payload)
+        except asyncio.CancelledError:
+            self._log.warning("job interrupted", attempt=job.attempts)
+            raise
+        except Exception as error:  # noqa: BLE001 - any handler failure is the job's failure
+            await self._record_failure(job, error)
+        else:
+            if await self._store.succeed(job.id, self.owner, result):
+                JOBS_FINISHED.labels(job.kind, "succeeded").inc()
+                self._log.info("job succeeded", attempt=job.attempts)
+            else:
+                self._log.warning("job finished after its lease was lost; result dropped")
 
     async def _record_failure(self, job: Job, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}"[:_ERROR_MAX_CHARS]

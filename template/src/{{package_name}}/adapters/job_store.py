@@ -15,7 +15,7 @@ lost its lease cannot overwrite the new owner's work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -44,6 +44,7 @@ def _to_job(row: Row[Any]) -> Job:
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        trace_context=row.trace_context,
     )
 
 
@@ -53,8 +54,14 @@ _RELEASED_LEASE = {"lease_owner": None, "lease_expires_at": None}
 class JobStore:
     """Jobs in the service's database. Every write is a single statement."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        trace_context: Callable[[], JsonObject | None] | None = None,
+    ) -> None:
+        """``trace_context`` returns what to store with a job submitted now (tracing)."""
         self._engine = engine
+        self._trace_context = trace_context
 
     async def add(self, kind: str, payload: JsonObject, max_attempts: int) -> Job:
         """Store a new queued job and return it."""
@@ -71,6 +78,7 @@ class JobStore:
             "created_at": now,
             "updated_at": now,
             "run_after": now,
+            "trace_context": self._trace_context() if self._trace_context else None,
             **_RELEASED_LEASE,
         }
         async with self._engine.begin() as connection:

@@ -67,6 +67,7 @@ jobs = Table(
     Column("run_after", UTCDateTime, nullable=False),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("trace_context", JSON, nullable=True),
     CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
     Index("ix_jobs_claim", "status", "run_after"),
     Index("ix_jobs_newest", "created_at", "id"),

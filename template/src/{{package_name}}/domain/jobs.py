@@ -41,6 +41,8 @@ class Job:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    # W3C trace context of the submitting request (traceparent, tracestate), if traced.
+    trace_context: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Per HTTP request it binds ``request_id`` to the log context, echoes it in
 route template. It is the outermost application middleware, so it also turns an
 unhandled exception into the problem+json 500 that still carries the request id.
 One layer instead of three: each ASGI layer costs a wrapper per message.
+The hooks (observability/hooks.py) let tracing open the request's span here too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..problems import PROBLEM_JSON, problem
+from .hooks import ObservabilityHooks
 from .logs import AccessLog, bind_context, get_logger, reset_context
 from .metrics import HttpMetrics
 
@@ -65,8 +67,9 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes:
 class RequestObservabilityMiddleware:
     """Request id, access log, metrics and last-resort 500 for every HTTP request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hooks: ObservabilityHooks | None = None) -> None:
         self.app = app
+        self._hooks = hooks or ObservabilityHooks()
         self._log = get_logger("access")
         self._access = AccessLog()
         self._metrics = HttpMetrics()
@@ -79,7 +82,10 @@ class RequestObservabilityMiddleware:
 
         started = time.perf_counter()
         request_id = request_id_from(scope["headers"])
-        context = bind_context(request_id=request_id.decode())
+        span = self._hooks.request_span(scope)
+        context = bind_context(
+            request_id=request_id.decode(), **(span.log_context if span is not None else {})
+        )
         status_code = 500
         response_started = False
 
@@ -101,6 +107,8 @@ class RequestObservabilityMiddleware:
         finally:
             seconds = time.perf_counter() - started
             route = self._route_template(scope)
+            if span is not None:
+                span.finish(route, status_code)
             self._metrics.observe(scope["method"], route, status_code, seconds)
             self._access.write(
                 scope["method"], scope["path"], route, status_code, round(seconds * 1000, 3)
