@@ -67,6 +67,7 @@ class Worker:
         self._log = get_logger("worker")
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._upkeep_stop = asyncio.Event()
         self._deadline: float | None = None
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
 
@@ -99,8 +100,10 @@ class Worker:
                 ]
                 await self._claim_until_stopped(group)
                 await self._drain()
-                for task in upkeep:
-                    task.cancel()
+                # Told, not cancelled: a task cancelled inside a write can leave SQLite's
+                # write lock held past the release below. Each finishes its round first.
+                self._upkeep_stop.set()
+                await asyncio.gather(*upkeep)
         finally:
             await self._release_unfinished()
             self._log.info("worker stopped", owner=self.owner)
@@ -204,8 +207,7 @@ class Worker:
     async def _keep_leases(self) -> None:
         """Renew our leases and recover jobs whose owner died, a few times per lease."""
         interval = self._options.lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
+        while await self._upkeep_pause(interval):
             try:
                 await self._renew_leases()
                 await self._recover_expired()
@@ -239,4 +241,14 @@ class Worker:
             else:
                 JOBS_QUEUED.set(queued)
                 JOBS_QUEUE_OLDEST_AGE.set(oldest_age)
-            await asyncio.sleep(_QUEUE_REPORT_SECONDS)
+            if not await self._upkeep_pause(_QUEUE_REPORT_SECONDS):
+                return
+
+    async def _upkeep_pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; False at once when the upkeep is told to stop."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._upkeep_stop.wait()
+        except TimeoutError:
+            return True
+        return False
