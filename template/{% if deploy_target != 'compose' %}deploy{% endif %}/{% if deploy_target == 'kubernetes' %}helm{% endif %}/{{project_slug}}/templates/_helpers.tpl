@@ -52,15 +52,3 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "service.dataClaimName" -}}
 {{- printf "%s-data" (include "service.fullname" . | trunc 58 | trimSuffix "-") }}
 {{- end }}
-
-{{/* The log agent's objects: fullname-logs, within 63 characters. */}}
-{{- define "service.logAgentName" -}}
-{{- printf "%s-logs" (include "service.fullname" . | trunc 58 | trimSuffix "-") }}
-{{- end }}
-
-{{/* Log pipeline pods (agent, aggregator): never matched by the service's own selector. */}}
-{{- define "service.logSelectorLabels" -}}
-app.kubernetes.io/name: {{ printf "%s-%s" (include "service.name" .root | trunc 52 | trimSuffix "-") .component }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
-{{- end }}
