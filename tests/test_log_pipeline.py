@@ -28,8 +28,11 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
 
 from .support import alloy
+from .support.kafka import kafka_broker
 from .support.project import render, run
 from .support.service import Service
 from .support.vrl import run_vrl
@@ -259,6 +262,118 @@ def test_kafka_topic_key_and_buffers_agree(renders: Renders) -> None:
     partitions = int(command[command.index("--partitions") + 1])
     assert partitions >= 2
     assert config["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def same_fields(event: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """vector-vrl hands nested values back as JSON text; compare them decoded."""
+    decoded = {
+        key: json.loads(value) if isinstance(expected.get(key), dict | list) else value
+        for key, value in event.items()
+    }
+    return decoded == expected
+
+
+def test_kafka_leg_on_a_real_broker(renders: Renders, real_lines: list[dict[str, Any]]) -> None:
+    """The agent's events through a real Kafka-API broker (Tansu) with the topic, key, acks
+    and consumer group of the configs: two aggregators share the partitions, each
+    instance's lines stay in order on one partition, and the aggregator's program hands
+    Elasticsearch exactly the event the agent produced. Vector's own Kafka client
+    (librdkafka) is not what speaks to the broker here: kafka-python is."""
+    project = renders["vector-kafka-elasticsearch:compose"]
+    sets = vector_sets(project, "vector-kafka-elasticsearch")
+    agent = merge_vector([read_yaml(f) for f in sets["agent"]])
+    aggregator = read_yaml(sets["aggregator"][0])
+    sink, source = agent["sinks"]["kafka"], aggregator["sources"]["kafka"]
+    command = json.loads(compose_config(project).stdout)["services"]["kafka-topics"]["command"]
+    partitions = int(command[command.index("--partitions") + 1])
+    docker_events = [
+        {
+            "message": json.dumps(line),
+            "label": {"shipshape.service": SLUG},
+            "container_name": f"{SLUG}-{instance}",
+            "stream": "stdout",
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+        for instance in (1, 2, 3)
+        for line in real_lines
+    ]
+    _, events = run_vrl(remap_programs(agent), ["service_logs", "parsed", "keyed"], docker_events)
+    skip = set(sink["encoding"]["except_fields"])
+
+    with kafka_broker() as bootstrap:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(sink["topic"], partitions, 1)])
+        admin.close()
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks=sink["librdkafka_options"]["acks"]
+        )
+        sent: list[tuple[str, int, int, dict[str, Any]]] = []
+        for event in events:
+            key = event[sink["key_field"]]
+            value = {k: v for k, v in event.items() if k not in skip}
+            record = producer.send(
+                sink["topic"], key=key.encode(), value=json.dumps(value).encode()
+            ).get(timeout=30)
+            sent.append((key, record.partition, record.offset, value))
+        producer.close()
+
+        consumers = [
+            KafkaConsumer(
+                *source["topics"],
+                bootstrap_servers=bootstrap,
+                group_id=source["group_id"],
+                auto_offset_reset=source["auto_offset_reset"],
+                enable_auto_commit=False,
+            )
+            for _ in range(2)
+        ]
+        received: dict[tuple[int, int], Any] = {}
+        try:
+            deadline = time.monotonic() + 180
+            while len(received) < len(sent) or not all(c.assignment() for c in consumers):
+                assert time.monotonic() < deadline, (len(received), len(sent))
+                for consumer in consumers:
+                    for records in consumer.poll(timeout_ms=500).values():
+                        for record in records:
+                            received[(record.partition, record.offset)] = record
+            assigned = [{tp.partition for tp in c.assignment()} for c in consumers]
+        finally:
+            for consumer in consumers:
+                consumer.close()
+
+    # The group shares the topic: every partition read by exactly one aggregator.
+    assert not assigned[0] & assigned[1]
+    assert assigned[0] | assigned[1] == set(range(partitions))
+    # One key, one partition, in the order the agent sent.
+    by_key: dict[str, list[tuple[int, int]]] = {}
+    for key, partition, offset, _ in sent:
+        by_key.setdefault(key, []).append((partition, offset))
+    assert sorted(by_key) == [f"{SLUG}/{SLUG}-{i}" for i in (1, 2, 3)]
+    for key, placed in by_key.items():
+        assert len({partition for partition, _ in placed}) == 1, key
+        offsets = [offset for _, offset in placed]
+        assert offsets == sorted(offsets), key
+
+    # What the Kafka source makes of each record, through the aggregator's own program.
+    kafka_events = [
+        {
+            **json.loads(record.value),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "message_key": record.key.decode(),
+            "headers": {},
+            "source_type": "kafka",
+            "timestamp": "2026-01-01T00:00:01Z",
+        }
+        for _, record in sorted(received.items())
+    ]
+    _, shipped = run_vrl(remap_programs(merge_vector([aggregator])), ["events"], kafka_events)
+    expected = {(p, o): value for _, p, o, value in sent}
+    for (position, _), event in zip(sorted(received.items()), shipped, strict=True):
+        assert same_fields(event, expected[position]), (event, expected[position])
+    for field in KEPT_FIELDS - TRACE_FIELDS:
+        assert sum(field in e for e in shipped) == 3 * sum(field in line for line in real_lines)
 
 
 @pytest.mark.parametrize("pipeline", VECTOR)
