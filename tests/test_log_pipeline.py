@@ -602,6 +602,19 @@ def test_compose_stack_passes_config_and_wires_the_pipeline(
             assert env_references(text) <= set(service.get("environment", {})), (name, path)
 
 
+@pytest.mark.parametrize("target", ["kubernetes", "swarm"])
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_every_target_keeps_a_local_stack_with_the_pipeline(
+    renders: Renders, pipeline: str, target: str
+) -> None:
+    """compose.yaml is rendered for every target (local use): it passes `config` there too."""
+    result = compose_config(renders[f"{pipeline}:{target}"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert ("alloy" if pipeline == "loki" else "vector-agent") in services
+    assert services[SLUG]["labels"] == {"shipshape.service": SLUG}
+
+
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_swarm_stack_runs_a_global_agent(renders: Renders, pipeline: str) -> None:
     project = renders[f"{pipeline}:swarm"]
