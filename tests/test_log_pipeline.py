@@ -809,3 +809,38 @@ def test_pipeline_files_are_rendered_only_for_their_pipeline(
     others = {"vector", "elasticsearch", "loki", "alloy"} - expected
     assert expected <= observability
     assert not others & observability
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize("pipeline", ["vector-kafka-elasticsearch", "loki"])
+def test_pipeline_objects_stay_valid_for_the_longest_slug(tmp_path: Path, pipeline: str) -> None:
+    """A 63-character slug still gives names and label values Kubernetes accepts."""
+    slug = "l" + "o" * 61 + "g"
+    project = render(
+        tmp_path / "long",
+        project_name="N" * 64,
+        project_slug=slug,
+        deploy_target="kubernetes",
+        log_pipeline=pipeline,
+    )
+    chart = project / "deploy/helm" / slug
+    report = helm.lint(chart, None, strict=True)
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+    rendered = helm.Chart.load(chart).render(None, name=slug[:53], namespace="apps")
+    manifests = [
+        doc
+        for name, text in rendered.items()
+        if not name.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    kubernetes_validate(manifests, tmp_path)
+    for manifest in manifests:
+        assert len(manifest["metadata"]["name"]) <= 63, manifest["metadata"]["name"]
+        pod = manifest.get("spec", {}).get("template", {}).get("metadata", {})
+        for labels in (manifest["metadata"].get("labels", {}), pod.get("labels", {})):
+            for value in labels.values():
+                assert len(value) <= 63, value
+                assert LABEL_VALUE.match(value), value
