@@ -754,6 +754,28 @@ def test_chart_runs_the_agent_as_a_daemonset_and_validates(
         scaled = render_manifests(project, {"logPipeline": {"aggregator": {"replicas": 6}}})
         assert of_kind(scaled, "Deployment")[f"{SLUG}-log-aggregator"]["spec"]["replicas"] == 6
 
+    # Credentials stay in the operator's Secret: both Vector workloads read the URL from it.
+    secret_values = {"logPipeline": {"elasticsearch": {"urlSecret": "es-credentials"}}}
+    with_secret = render_manifests(project, secret_values)
+    kubernetes_validate(with_secret, tmp_path)
+    workloads = [
+        *of_kind(with_secret, "DaemonSet").values(),
+        *of_kind(with_secret, "Deployment").values(),
+    ]
+    urls = [
+        env
+        for workload in workloads
+        for box in workload["spec"]["template"]["spec"]["containers"]
+        for env in box.get("env", [])
+        if env["name"] == "ELASTICSEARCH_URL"
+    ]
+    assert urls == [
+        {
+            "name": "ELASTICSEARCH_URL",
+            "valueFrom": {"secretKeyRef": {"name": "es-credentials", "key": "url"}},
+        }
+    ] * (1 if pipeline == "vector-elasticsearch" else 2)
+
 
 @pytest.mark.parametrize(
     ("pipeline", "values", "refusal"),
