@@ -754,7 +754,8 @@ def test_chart_runs_the_agent_as_a_daemonset_and_validates(
         scaled = render_manifests(project, {"logPipeline": {"aggregator": {"replicas": 6}}})
         assert of_kind(scaled, "Deployment")[f"{SLUG}-log-aggregator"]["spec"]["replicas"] == 6
 
-    # Credentials stay in the operator's Secret: both Vector workloads read the URL from it.
+    # Credentials stay in the operator's Secret: the one workload writing to Elasticsearch
+    # (the agent, or with Kafka the aggregator) reads the URL from it.
     secret_values = {"logPipeline": {"elasticsearch": {"urlSecret": "es-credentials"}}}
     with_secret = render_manifests(project, secret_values)
     kubernetes_validate(with_secret, tmp_path)
@@ -774,7 +775,7 @@ def test_chart_runs_the_agent_as_a_daemonset_and_validates(
             "name": "ELASTICSEARCH_URL",
             "valueFrom": {"secretKeyRef": {"name": "es-credentials", "key": "url"}},
         }
-    ] * (1 if pipeline == "vector-elasticsearch" else 2)
+    ]
 
 
 @pytest.mark.parametrize(
