@@ -46,9 +46,11 @@ PIPELINES = ["vector-elasticsearch", "vector-kafka-elasticsearch", "loki"]
 TARGETS = ["compose", "kubernetes", "swarm"]
 VECTOR = [p for p in PIPELINES if p.startswith("vector")]
 CHART = Path("deploy/helm") / SLUG
-# Fields the contract (§7) adds with tracing on; tracing code is not on this branch,
-# so no booted line carries them yet: they are checked against the contract only.
+# Fields tracing adds (contract §7): the default project traces, and the request below
+# sends a sampled traceparent, so its lines carry them.
 TRACE_FIELDS = {"trace_id", "span_id"}
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 # Only on a line with a traceback (logs.py's ExceptionRenderer); no request here fails.
 EXCEPTION_FIELDS = {"exception"}
 # What the pipeline adds to the service's own fields.
@@ -92,7 +94,7 @@ def real_lines(default_project: Path) -> list[dict[str, Any]]:
         submitted = client.post(
             "/api/v1/jobs",
             json={"kind": "sleep", "payload": {"seconds": 0}},
-            headers={"X-Request-ID": "pipeline-check-1"},
+            headers={"X-Request-ID": "pipeline-check-1", "traceparent": TRACEPARENT},
         )
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["id"]
@@ -106,6 +108,7 @@ def real_lines(default_project: Path) -> list[dict[str, Any]]:
             time.sleep(0.1)
         lines = service.log_lines()
     assert any(line.get("request_id") == "pipeline-check-1" for line in lines)
+    assert any(line.get("trace_id") == TRACE_ID and "span_id" in line for line in lines)
     return lines
 
 
@@ -233,7 +236,7 @@ def test_vector_agent_keeps_the_fields_the_service_really_logs(
         if "keyed" in programs:
             assert event["log_key"] == f"{SLUG}/{SLUG}"
     kept = real_keys(real_lines) & KEPT_FIELDS
-    assert kept == KEPT_FIELDS - TRACE_FIELDS, "request_id, level and job_id come out as fields"
+    assert kept == KEPT_FIELDS, "request_id, trace_id, level and job_id come out as fields"
     assert events[-1]["event"] == "Traceback (most recent call last):"
     assert events[-1]["level"] == "unknown"
 
@@ -532,7 +535,8 @@ def test_grafana_gets_loki_and_a_logs_panel_linked_to_traces(
         assert derived is None
     else:
         (link,) = derived
-        assert link["datasourceUid"] == "traces", "the traces datasource's fixed uid"
+        jaeger = read_yaml(grafana / "provisioning/datasources/jaeger.yml")["datasources"]
+        assert link["datasourceUid"] == jaeger[0]["uid"] == "jaeger"
         assert (link["matcherType"], link["matcherRegex"]) == ("label", "trace_id")
     dashboard = json.loads((grafana / "dashboards/logs.json").read_text())
     logs = [p for p in dashboard["panels"] if p["type"] == "logs"]

@@ -206,6 +206,8 @@ TOGGLE_SWITCHES = [
     pytest.param({"ci_provider": "gitlab"}, id="ci-github-to-gitlab"),
     pytest.param({"ci_provider": "none"}, id="ci-github-to-none"),
     pytest.param({"secrets_backend": "vault"}, id="secrets-env-to-vault"),
+    pytest.param({"tracing_exporter": "none"}, id="tracing-otlp-grpc-to-none"),
+    pytest.param({"log_pipeline": "loki"}, id="logs-stdout-to-loki"),
     pytest.param({"deploy_target": "kubernetes"}, id="deploy-compose-to-kubernetes"),
     pytest.param({"deploy_target": "swarm"}, id="deploy-compose-to-swarm"),
 ]

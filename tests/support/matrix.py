@@ -28,6 +28,10 @@ DIMENSIONS: dict[str, list[Answers]] = {
         {"tracing_exporter": exporter} for exporter in ("none", "console", "otlp-grpc", "otlp-http")
     ],
     "deploy": [{"deploy_target": target} for target in ("compose", "kubernetes", "swarm")],
+    "logs": [
+        {"log_pipeline": pipeline}
+        for pipeline in ("stdout", "vector-elasticsearch", "vector-kafka-elasticsearch", "loki")
+    ],
     "ci": [{"ci_provider": provider} for provider in ("github", "gitlab", "none")],
 }
 
