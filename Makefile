@@ -52,8 +52,8 @@ test-fast: setup $(ACTIONLINT)  ## Questionnaire and the default variant only, f
 	$(UV) run pytest -n 2 --dist loadgroup -m "not slow"
 
 lint: setup
-	$(UV) run ruff check extensions tests bench
-	$(UV) run ruff format --check extensions tests bench
+	$(UV) run ruff check extensions tests bench docs/hooks
+	$(UV) run ruff format --check extensions tests bench docs/hooks
 
 bench: setup system-deps  ## Observability cost against bare FastAPI (prints ratios)
 	$(UV) sync --frozen --quiet --group bench
