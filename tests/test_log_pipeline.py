@@ -566,7 +566,9 @@ def test_compose_stack_passes_config_and_wires_the_pipeline(
     services = json.loads(result.stdout)["services"]
     app = services[SLUG]
     if pipeline == "stdout":
-        assert set(services) == {SLUG, "prometheus", "grafana"}
+        assert set(services) == {SLUG, "prometheus", "grafana", "jaeger"}, (
+            "default tracing adds jaeger"
+        )
         assert "labels" not in app
         assert not (project / "observability/compose.logs.yaml").exists()
         for folder in ("vector", "elasticsearch", "loki", "alloy"):

@@ -43,7 +43,15 @@ def make_targets(commands: list[str]) -> list[str]:
 def recipe(project: Path, target: str) -> list[str]:
     """The commands `make -n target` would run, with the tool variables left as names."""
     dry_run = run(
-        ["make", "-n", target, "UV=uv", "PROMTOOL=promtool", "HADOLINT=hadolint"],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            target,
+            "UV=uv",
+            "PROMTOOL=promtool",
+            "HADOLINT=hadolint",
+        ],
         project,
         env=MAKE_ENV,
     )
