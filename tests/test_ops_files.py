@@ -885,12 +885,14 @@ def load_run(loadtest_project: Path, tmp_path_factory: pytest.TempPathFactory) -
                 "--headless",
                 "--host",
                 running.url,
+                # Enough requests that every weighted task runs even on a loaded machine
+                # (29 requests in 5 s once missed the weight-1 /healthz task).
                 "--users",
-                "5",
+                "10",
                 "--spawn-rate",
-                "5",
+                "10",
                 "--run-time",
-                "5s",
+                "10s",
                 "--csv",
                 str(prefix),
                 "--only-summary",
