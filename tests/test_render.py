@@ -21,6 +21,7 @@ from .support.matrix import (
     python_projection,
 )
 from .support.project import TEMPLATE_ROOT, UV, answers_of, install, render, run
+from .support.tools import deploy_check
 from .support.variants import IDENTITY_VARIANTS
 
 # A Jinja expression naming a question, or a Jinja statement. Prometheus alert
@@ -104,9 +105,14 @@ def lint(project: Path) -> None:
 def test_variant_renders_and_passes_its_own_checks(
     tmp_path: Path, name: str, answers: Answers
 ) -> None:
-    """The defaults, each identity variant and the pairwise set: lint, types, own tests."""
+    """The defaults, each identity variant and the pairwise set: lint, types, own tests.
+
+    Also the project's own `make deploy-check`, so compose.yaml and the Helm chart or
+    Swarm stack validate with every other toggle the row turns on.
+    """
     project = render(tmp_path / "project", **answers)
     check_render(project)
+    deploy_check(project)
     lint(project)
     run([UV, "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], project, timeout=900)
 
