@@ -16,6 +16,7 @@ from .support.matrix import (
     PYTHON_QUESTIONS,
     Answers,
     covering_set,
+    deployment_product,
     name_of,
     python_product,
     python_projection,
@@ -124,6 +125,14 @@ def test_every_python_variant_is_lint_and_type_clean(tmp_path: Path, answers: An
     project = render(tmp_path / "project", **answers)
     check_render(project)
     lint(project)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", [pytest.param(a, id=name_of(a)) for a in deployment_product()])
+def test_every_deployment_combination_validates(tmp_path: Path, answers: Answers) -> None:
+    """compose.yaml and the Helm chart or Swarm stack, for every secrets, tracing, deploy
+    target and log pipeline answer together: the project's own `make deploy-check`."""
+    deploy_check(render(tmp_path / "project", **answers))
 
 
 def test_the_covering_set_covers_every_pair_and_the_product_is_complete() -> None:

@@ -129,6 +129,17 @@ def python_product() -> list[Answers]:
     ]
 
 
+DEPLOYMENT_DIMENSIONS = ("secrets", "tracing", "deploy", "logs")
+
+
+def deployment_product() -> list[Answers]:
+    """Every combination of the toggles that the compose, chart and stack files wire in."""
+    return [
+        merge(parts)
+        for parts in itertools.product(*(DIMENSIONS[name] for name in DEPLOYMENT_DIMENSIONS))
+    ]
+
+
 def python_projection(answers: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
     """The toggles in ``answers`` that decide the Python files."""
     return frozenset((key, value) for key, value in answers.items() if key in PYTHON_TOGGLES)
