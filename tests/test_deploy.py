@@ -25,9 +25,9 @@ import yaml
 
 from .support.project import TOOLS_BIN, install, render, run
 from .support.service import Service, free_port
+from .support.tools import compose_binary
 from .test_ops_files import (
     HADOLINT,
-    compose_binary,
     compose_config,
     dockerfile_instructions,
     healthcheck_argv,
@@ -713,6 +713,26 @@ def test_swarm_stack_refuses_to_deploy_without_an_image(
     assert "set IMAGE" in result.stderr
 
 
+def lint_and_validate_long_slug_chart(
+    project: Path, slug: str, directory: Path
+) -> list[dict[str, Any]]:
+    """`helm lint --strict` clean, rendered under the longest release name Helm allows
+    (53), every manifest through kubernetes-validate; returns the manifests."""
+    chart = project / "deploy/helm" / slug
+    report = helm.lint(chart, None, strict=True)
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+    rendered = helm.Chart.load(chart).render(None, name=slug[:53], namespace="apps")
+    manifests = [
+        doc
+        for name, text in rendered.items()
+        if not name.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    kubernetes_validate(manifests, directory)
+    return manifests
+
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -728,18 +748,7 @@ def test_chart_names_stay_valid_for_the_longest_slug(tmp_path: Path, vault_auth:
         secrets_backend="vault",
         vault_auth=vault_auth,
     )
-    chart = project / "deploy/helm" / slug
-    report = helm.lint(chart, None, strict=True)
-    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
-    rendered = helm.Chart.load(chart).render(None, name=slug[:53], namespace="apps")
-    manifests = [
-        doc
-        for name, text in rendered.items()
-        if not name.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-    kubernetes_validate(manifests, tmp_path)
+    manifests = lint_and_validate_long_slug_chart(project, slug, tmp_path)
     names = [m["metadata"]["name"] for m in manifests]
     container = container_of(manifests)
     names += [e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])]

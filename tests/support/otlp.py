@@ -180,7 +180,7 @@ class OtlpReceiver:
                 self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep test output for the service's lines
+                """Write nothing: http.server's per-request lines would bury the service's."""
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = server.server_address[1]
