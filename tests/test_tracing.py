@@ -174,6 +174,35 @@ def test_a_dead_collector_costs_no_request_and_is_logged_rarely(
     assert len(otel_lines) <= 4, otel_lines
 
 
+@pytest.mark.parametrize("protocol", EXPORTERS)
+def test_spans_reach_a_collector_that_restarts(project: Path, protocol: str) -> None:
+    """Export resumes when the collector comes back.
+
+    Against a stopped collector gRPC fails with UNAVAILABLE and the SDK builds a new
+    channel and stub; the rendered exporter must put its bytes-taking stub back.
+    """
+    with OtlpReceiver(protocol) as receiver:
+        service = Service(project, env=receiver.service_env()).start()
+        try:
+            with service.client() as client:
+                client.get("/api/v1/jobs")
+                receiver.wait_for(lambda spans: len(spans) >= 1)
+                receiver.stop()
+                statuses = Counter(client.get("/api/v1/jobs").status_code for _ in range(5))
+                time.sleep(1.0)  # the export attempts fail against the stopped collector
+                before = receiver.span_count
+                receiver.start()
+                deadline = time.monotonic() + 30
+                while receiver.span_count == before and time.monotonic() < deadline:
+                    statuses[client.get("/api/v1/jobs").status_code] += 1
+                    time.sleep(0.2)
+        finally:
+            assert service.stop() == 0, service.output()
+    assert receiver.span_count > before, service.output()
+    assert set(statuses) == {200}
+    assert "Traceback" not in service.output()
+
+
 @pytest.fixture(scope="module")
 def console_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = render(tmp_path_factory.mktemp("console") / "my-service", tracing_exporter="console")
