@@ -77,6 +77,8 @@ def test_a_job_is_submitted_and_finishes(service: Service) -> None:
         assert done["attempts"] == 1
         listed = client.get("/api/v1/jobs", params={"status": "succeeded"}).json()
         assert job["id"] in [item["id"] for item in listed["items"]]
+    # Logged after the row says succeeded: wait for it rather than race it.
+    service.wait_for_log(job_id=job["id"], event="job succeeded")
     job_lines = list(service.logs_where(job_id=job["id"]))
     assert {line["event"] for line in job_lines} >= {
         "job submitted",
@@ -141,6 +143,7 @@ def test_metrics_have_contract_names_labels_and_route_templates(service: Service
 def test_stdout_is_json_lines_with_the_contract_keys(service: Service) -> None:
     with service.client() as client:
         client.get("/healthz", headers={"X-Request-ID": "log-check-1"})
+    service.wait_for_log(request_id="log-check-1", event="request")
     lines = service.log_lines()
     assert lines
     for line in lines:

@@ -113,6 +113,7 @@ def test_spans_reach_the_receiver_and_match_the_logs(project: Path, protocol: st
     assert found.resource["deployment.environment"] == "development"
     assert Counter(span.trace_id for span in servers)[found.trace_id] == 1
 
+    service.wait_for_log(logger="access", path=missing)
     (access,) = service.logs_where(logger="access", path=missing)
     assert (access["trace_id"], access["span_id"]) == (found.trace_id, found.span_id)
 

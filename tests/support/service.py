@@ -158,6 +158,21 @@ class Service:
             if all(line.get(key) == value for key, value in match.items()):
                 yield line
 
+    def wait_for_log(self, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+        """The first log line matching ``match``, once the reader thread has it.
+
+        A response can reach the client before the line written after it (the
+        access line) reaches this process: read right away, it may be missing.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next(self.logs_where(**match), None)
+            if found is not None:
+                return found
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no log line with {match} after {timeout}s\n{self.output()}")
+            time.sleep(0.05)
+
     def __enter__(self) -> Service:
         return self.start() if self.process is None else self
 
