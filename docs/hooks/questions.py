@@ -2,12 +2,14 @@
 
 `docs/questions.md` holds the marker below; this hook replaces it with one section
 per question: its help, type, choices, default, when it is asked, and which files
-of `template/` its answer chooses (by their path) or changes (by their content).
+of `template/` its answer chooses (by their path or an `_exclude` rule) or changes
+(by their content).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,20 @@ def readable(relative: str) -> str:
     return shown.removesuffix(".jinja")
 
 
-def chosen_by(key: str, files: list[Path]) -> list[str]:
-    """Rendered paths whose presence the answer to ``key`` decides, folders collapsed."""
+def excluded_by(key: str, rules: Sequence[str]) -> list[str]:
+    """Folders an ``_exclude`` rule naming ``key`` leaves out for some answers."""
     found: list[str] = []
+    for rule in rules:
+        if _mentions(rule, key):
+            shown = readable(rule).strip("/").replace("/*/", "/<project_slug>/") + "/"
+            if shown not in found:
+                found.append(shown)
+    return found
+
+
+def chosen_by(key: str, files: list[Path], rules: Sequence[str] = ()) -> list[str]:
+    """Rendered paths whose presence the answer to ``key`` decides, folders collapsed."""
+    found = excluded_by(key, rules)
     for path in files:
         parts = path.relative_to(TEMPLATE).parts
         deciding = [d for d, part in enumerate(parts) if "{% if" in part and _mentions(part, key)]
@@ -59,7 +72,9 @@ def _listing(paths: list[str], limit: int = 12) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-def describe(key: str, question: dict[str, Any], files: list[Path]) -> str:
+def describe(
+    key: str, question: dict[str, Any], files: list[Path], rules: Sequence[str] = ()
+) -> str:
     lines = [f"### `{key}`", "", str(question.get("help", "")).strip(), ""]
     lines.append(f"- **type:** {_code(question.get('type', 'str'))}")
     choices = question.get("choices")
@@ -73,7 +88,7 @@ def describe(key: str, question: dict[str, Any], files: list[Path]) -> str:
         lines.append(f"- **asked when:** {_code(question['when'])}")
     if "validator" in question:
         lines.append("- **validated:** a refused answer says what is allowed; nothing is written")
-    chosen = chosen_by(key, files)
+    chosen = chosen_by(key, files, rules)
     changed = [
         readable(str(f.relative_to(TEMPLATE)))
         for f in files
@@ -91,7 +106,7 @@ def questions_markdown(copier_yml: Path = ROOT / "copier.yml") -> str:
     loaded: dict[str, Any] = yaml.safe_load(copier_yml.read_text())
     files = _template_files()
     return "\n".join(
-        describe(key, question, files)
+        describe(key, question, files, loaded.get("_exclude", []))
         for key, question in loaded.items()
         if not key.startswith("_") and isinstance(question, dict)
     )
