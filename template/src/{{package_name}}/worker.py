@@ -1,10 +1,15 @@
 """The in-process job worker: bounded concurrency, leases, retries, graceful drain.
 
-One worker runs in every service process. It claims due jobs (see
-adapters/job_store.py for why a claim is atomic), runs at most ``concurrency``
-of them at once in a TaskGroup, renews their leases while they run, and on
-``stop()`` claims nothing more, gives running jobs until the grace deadline,
-then cancels the rest and puts them back in the queue.
+One worker runs in every service process. It claims due jobs of the kinds it
+knows from a ``JobRepository`` (domain/ports.py; adapters/sql_jobs.py says why a
+claim is atomic), runs at most ``concurrency`` of them at once in a TaskGroup,
+renews their leases while they run, and on ``stop()`` claims nothing more, gives
+running jobs until the grace deadline, then cancels the rest and puts them back
+in the queue.
+
+A run never outlives its lease: when renewals fail (the database is gone) and the
+lease this process last secured runs out, the run is cancelled here, because
+another replica may already have claimed the job again.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
-from .adapters.job_store import JobStore
 from .domain.jobs import Job, retry_delay
 from .domain.kinds import JobKinds
+from .domain.ports import JobRepository
 from .observability.hooks import ObservabilityHooks
 from .observability.logs import bind_context, get_logger, reset_context
 from .observability.metrics import (
@@ -54,7 +59,7 @@ class Worker:
 
     def __init__(
         self,
-        store: JobStore,
+        store: JobRepository,
         kinds: JobKinds,
         options: WorkerOptions,
         hooks: ObservabilityHooks | None = None,
@@ -70,6 +75,8 @@ class Worker:
         self._upkeep_stop = asyncio.Event()
         self._deadline: float | None = None
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Loop time until which each running job's lease is known to be held.
+        self._held_until: dict[uuid.UUID, float] = {}
 
     @property
     def running_jobs(self) -> int:
@@ -125,14 +132,18 @@ class Worker:
             self._wake.clear()
             free = self._options.concurrency - len(self._running)
             if free > 0:
+                claimed_at = asyncio.get_running_loop().time()
                 for job in await self._claim(free):
+                    self._held_until[job.id] = claimed_at + self._options.lease_seconds
                     self._running[job.id] = group.create_task(self._execute(job))
             if not self._stopping.is_set():
                 await self._sleep(self._options.poll_interval_seconds)
 
     async def _claim(self, limit: int) -> list[Job]:
         try:
-            return await self._store.claim(self.owner, limit, self._options.lease_seconds)
+            return await self._store.claim(
+                self.owner, limit, self._options.lease_seconds, self._kinds.names
+            )
         except Exception:  # noqa: BLE001 - a database hiccup must not stop the worker
             self._log.exception("claiming jobs failed; retrying at the next poll")
             return []
@@ -168,6 +179,7 @@ class Worker:
         finally:
             JOBS_RUNNING.dec()
             self._running.pop(job.id, None)
+            self._held_until.pop(job.id, None)
             self._wake.set()
             reset_context(context)
 
@@ -213,15 +225,31 @@ class Worker:
                 await self._recover_expired()
             except Exception:  # noqa: BLE001 - keep renewing; a missed beat is retried
                 self._log.exception("lease upkeep failed; retrying")
+                self._cancel_runs_past_their_lease()
 
     async def _renew_leases(self) -> None:
         running = list(self._running)
+        asked_at = asyncio.get_running_loop().time()
         held = await self._store.extend_leases(self.owner, running, self._options.lease_seconds)
+        for job_id in held:
+            if job_id in self._held_until:
+                self._held_until[job_id] = asked_at + self._options.lease_seconds
         for job_id in set(running) - held:
-            task = self._running.get(job_id)
-            if task is not None:
-                self._log.warning("job lease lost; cancelling this run", job_id=str(job_id))
-                task.cancel()
+            self._cancel(job_id, "job lease lost; cancelling this run")
+
+    def _cancel_runs_past_their_lease(self) -> None:
+        # Cancel a run whose lease would end before the next renewal round: by then
+        # another replica may have recovered and claimed the job.
+        horizon = asyncio.get_running_loop().time() + self._options.lease_seconds / 3
+        for job_id, until in list(self._held_until.items()):
+            if until <= horizon:
+                self._cancel(job_id, "job lease ends before renewals recover; cancelling this run")
+
+    def _cancel(self, job_id: uuid.UUID, message: str) -> None:
+        task = self._running.get(job_id)
+        if task is not None and not task.done():
+            self._log.warning(message, job_id=str(job_id))
+            task.cancel()
 
     async def _recover_expired(self) -> None:
         requeued, failed = await self._store.recover_expired()

@@ -1,51 +1,44 @@
-"""Typed access to the lifespan's resources: ``Annotated`` aliases for route signatures.
+"""What routes get from the lifespan: the typed state, and ``Annotated`` aliases for it.
 
-Tests swap any of them with ``app.dependency_overrides``.
+Routes see ports and use cases only (the job service, readiness checks, the
+lifecycle), never an adapter; ``main.py`` builds the state. Tests swap any of
+them with ``app.dependency_overrides``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..adapters.job_store import JobStore
-from ..config import Settings
-from ..domain.kinds import JobKinds
-from ..resources import Resources
-from ..worker import Worker
+from ..domain.job_service import JobService
+from ..domain.ports import ReadinessCheck
+from ..lifecycle import Lifecycle
 
 
-def get_resources(request: Request) -> Resources:
-    """The resources the lifespan put in the application state."""
-    resources: Resources = request.state.resources
-    return resources
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    """Created in the lifespan (main.py), read by routes through the aliases below."""
+
+    jobs: JobService
+    readiness: Sequence[ReadinessCheck]
+    lifecycle: Lifecycle
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+def get_state(request: Request) -> ApiState:
+    """The state the lifespan put in the application state."""
+    state: ApiState = request.state.api
+    return state
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
-    """The validated settings."""
-    return resources.settings
+ApiStateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def get_job_store(resources: ResourcesDep) -> JobStore:
-    """The job store."""
-    return resources.store
+def get_job_service(state: ApiStateDep) -> JobService:
+    """The job use cases."""
+    return state.jobs
 
 
-def get_job_kinds(resources: ResourcesDep) -> JobKinds:
-    """The registry of job kinds."""
-    return resources.kinds
-
-
-def get_worker(resources: ResourcesDep) -> Worker:
-    """This process's job worker."""
-    return resources.worker
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
-JobKindsDep = Annotated[JobKinds, Depends(get_job_kinds)]
-WorkerDep = Annotated[Worker, Depends(get_worker)]
+JobServiceDep = Annotated[JobService, Depends(get_job_service)]

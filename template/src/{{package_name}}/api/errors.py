@@ -13,8 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..domain.jobs import FieldError, InvalidJobError, JobNotFoundError
+from ..domain.jobs import FieldError, InvalidJobError, JobNotFoundError, StorageUnavailableError
+from ..observability.logs import get_logger
 from ..problems import PROBLEM_JSON, problem
+
+# Seconds a client should wait before retrying when the job store is unavailable.
+RETRY_AFTER_SECONDS = 1
+_log = get_logger("errors")
 
 
 def problem_response(
@@ -71,3 +76,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(JobNotFoundError)
     async def job_not_found(_request: Request, exc: JobNotFoundError) -> JSONResponse:
         return problem_response(404, str(exc))
+
+    @app.exception_handler(StorageUnavailableError)
+    async def storage_unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
+        _log.warning("job store unavailable", path=request.url.path, error=str(exc))
+        return problem_response(
+            503,
+            "The job store is unavailable for now; retry shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )

@@ -8,10 +8,10 @@ from uuid import UUID
 
 from fastapi import FastAPI, Query, Response
 
-from ..domain.jobs import JobStatus, PageCursor
+from ..domain.jobs import JobStatus
 from ..observability.logs import get_logger
 from ..observability.metrics import JOBS_SUBMITTED
-from .dependencies import JobKindsDep, JobStoreDep, SettingsDep, WorkerDep
+from .dependencies import JobServiceDep
 from .schemas import JobList, JobOut, JobSubmission, Problem
 
 PREFIX = "/api/v1/jobs"
@@ -19,38 +19,28 @@ _log = get_logger("jobs")
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
 
-async def submit_job(
-    submission: JobSubmission,
-    response: Response,
-    store: JobStoreDep,
-    kinds: JobKindsDep,
-    worker: WorkerDep,
-    settings: SettingsDep,
-) -> JobOut:
+async def submit_job(submission: JobSubmission, response: Response, jobs: JobServiceDep) -> JobOut:
     """Store a job and queue it; 422 for an unknown kind or a payload the kind refuses."""
-    payload = kinds.validate(submission.kind, submission.payload)
-    job = await store.add(submission.kind, payload, settings.job_max_attempts)
+    job = await jobs.submit(submission.kind, submission.payload)
     JOBS_SUBMITTED.labels(job.kind).inc()
-    worker.notify()
     response.headers["Location"] = f"{PREFIX}/{job.id}"
     _log.info("job submitted", job_id=str(job.id), job_kind=job.kind)
     return JobOut.of(job)
 
 
-async def get_job(job_id: UUID, store: JobStoreDep) -> JobOut:
+async def get_job(job_id: UUID, jobs: JobServiceDep) -> JobOut:
     """The job with this id; 404 if there is none."""
-    return JobOut.of(await store.get(job_id))
+    return JobOut.of(await jobs.get(job_id))
 
 
 async def list_jobs(
-    store: JobStoreDep,
+    jobs: JobServiceDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobList:
     """Jobs newest first; filter by ``status``; page with ``limit`` and ``cursor``."""
-    after = PageCursor.decode(cursor) if cursor is not None else None
-    return JobList.of(await store.page(limit=limit, status=status, cursor=after))
+    return JobList.of(await jobs.list(limit=limit, status=status, cursor=cursor))
 
 
 def add_job_routes(app: FastAPI) -> None:

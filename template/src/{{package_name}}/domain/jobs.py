@@ -62,6 +62,10 @@ class JobNotFoundError(LookupError):
         self.job_id = job_id
 
 
+class StorageUnavailableError(Exception):
+    """The job store is unreachable or busy for now; the caller may try again shortly."""
+
+
 class InvalidJobError(ValueError):
     """A submission names an unknown kind or carries a payload its kind refuses."""
 

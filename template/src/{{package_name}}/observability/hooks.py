@@ -1,9 +1,9 @@
 """Extension points the request middleware, the job store and the worker call.
 
 The base class does nothing, and is what a service rendered without tracing
-uses. The tracing module (rendered when a tracing exporter is chosen) overrides
-these methods, so the call sites stay one line each and identical in every
-variant.
+uses. An integration may provide its own (integrations/base.py: tracing does),
+overriding these methods, so the call sites stay one line each and identical in
+every variant.
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ class RequestSpan(Protocol):
 
 class ObservabilityHooks:
     """No-op hooks: every method is called once per request, job or engine."""
-
-    def start(self) -> None:
-        """Called at the start of the lifespan, before any request or job."""
-
-    async def stop(self) -> None:
-        """Called at the end of the lifespan, after the worker stopped."""
 
     def instrument_engine(self, engine: AsyncEngine) -> None:
         """Called once for the service's database engine."""

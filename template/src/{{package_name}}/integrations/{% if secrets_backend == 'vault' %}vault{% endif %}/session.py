@@ -1,6 +1,7 @@
-"""Vault as a settings source, and the one place settings precedence is decided.
+"""Vault as a settings source, and this process's one logged-in session.
 
-Precedence, highest first (``VaultFirstSources.settings_customise_sources``):
+Precedence, highest first (config.Settings.settings_customise_sources, through the
+integration's ``settings_sources``):
 
 1. values passed to ``Settings(...)`` in code (tests);
 2. the KV v2 secret at VAULT_KV_MOUNT/VAULT_SECRET_PATH: a key named like a
@@ -15,8 +16,8 @@ tests need no Vault server.
 
 Settings are built before the event loop runs (serving.main) and once more when
 uvicorn loads the application, so the blocking login happens there, with bounded
-retries. The process keeps the one session it logged in with; the lifespan hands
-it to the token keeper, which renews it off the loop.
+retries. The process keeps the one session it logged in with; the integration's
+lifespan hands it to the token keeper, which renews it off the loop.
 """
 
 from __future__ import annotations
@@ -24,93 +25,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import PydanticBaseSettingsSource
 
-from .adapters.vault import HvacSession, Lease, VaultCallError
-
-AuthMethod = Literal["token", "approle", "kubernetes"]
-# serving.main exits with this when Vault cannot be used at start (2 is a bad setting).
-EXIT_VAULT_UNAVAILABLE: Final = 3
-K8S_TOKEN_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-
-
-class VaultSettings(BaseSettings):
-    """How to reach and log in to Vault: the VAULT_* variables (environment, then `.env`)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="VAULT_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-    )
-
-    addr: str = ""
-    cacert: Path | None = None  # a private CA's certificate (PEM) for an https VAULT_ADDR
-    auth_method: AuthMethod = "{{ vault_auth }}"
-    token: SecretStr | None = None
-    role_id: SecretStr = SecretStr("")
-    secret_id: SecretStr | None = None
-    secret_id_file: Path | None = None
-    k8s_role: str = ""
-    k8s_token_path: Path = Path(K8S_TOKEN_PATH)
-    kv_mount: str = "secret"
-    secret_path: str = "{{ project_slug }}"  # noqa: S105 - a path, not a secret
-    approle_mount: str = "approle"
-    k8s_mount: str = "kubernetes"
-    timeout_seconds: int = Field(default=5, ge=1, le=60)
-    start_attempts: int = Field(default=5, ge=1, le=20)
-
-    def read_secret_id(self) -> str:
-        """VAULT_SECRET_ID, or the file VAULT_SECRET_ID_FILE names (read at each login)."""
-        if self.secret_id_file is not None:
-            return _read_file(self.secret_id_file, "VAULT_SECRET_ID_FILE")
-        if self.secret_id is None:
-            msg = "approle login: neither VAULT_SECRET_ID nor VAULT_SECRET_ID_FILE is set"
-            raise VaultCallError(msg)
-        return self.secret_id.get_secret_value()
-
-    def read_k8s_token(self) -> str:
-        """The pod's service-account token (kubelet rotates the file, so read at each login)."""
-        return _read_file(self.k8s_token_path, "VAULT_K8S_TOKEN_PATH")
-
-    def missing(self) -> list[str]:
-        """Variables the chosen auth method needs but that are empty."""
-        needed = {
-            "token": {"VAULT_TOKEN": self.token is not None},
-            "approle": {
-                "VAULT_ROLE_ID": bool(self.role_id.get_secret_value()),
-                "VAULT_SECRET_ID or VAULT_SECRET_ID_FILE": (
-                    self.secret_id is not None or self.secret_id_file is not None
-                ),
-            },
-            "kubernetes": {"VAULT_K8S_ROLE": bool(self.k8s_role)},
-        }[self.auth_method]
-        return [name for name, present in needed.items() if not present]
-
-    def credentials_given(self) -> list[str]:
-        """The VAULT_* credential variables that are set (names only, never values)."""
-        given = {
-            "VAULT_TOKEN": self.token is not None,
-            "VAULT_ROLE_ID": bool(self.role_id.get_secret_value()),
-            "VAULT_SECRET_ID": self.secret_id is not None,
-            "VAULT_SECRET_ID_FILE": self.secret_id_file is not None,
-            "VAULT_K8S_ROLE": bool(self.k8s_role),
-        }
-        return [name for name, is_set in given.items() if is_set]
-
-
-def _read_file(path: Path, variable: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        msg = f"cannot read the file {variable} names: {type(error).__name__}"
-        raise VaultCallError(msg) from None
+from ..base import StartupError
+from .client import HvacSession, Lease, VaultCallError
+from .settings import VaultSettings
 
 
 class VaultSession(Protocol):
@@ -124,8 +46,8 @@ class VaultSession(Protocol):
     def read_secret(self) -> dict[str, Any]: ...
 
 
-class VaultStartupError(Exception):
-    """Vault could not be used at start; ``str()`` is the one line to print."""
+class VaultStartupError(StartupError):
+    """Vault could not be used at start; ``str()`` is the one line to print (exit status 3)."""
 
 
 def backoff_delays(attempts: int, first: float = 0.5, cap: float = 8.0) -> Iterator[float]:
@@ -225,25 +147,3 @@ class VaultSettingsSource(PydanticBaseSettingsSource):
             raise VaultStartupError(msg) from None
         fields = self.settings_cls.model_fields
         return {key.lower(): value for key, value in secret.items() if key.lower() in fields}
-
-
-class VaultFirstSources:
-    """Mixed into Settings: puts the Vault secret above the environment."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Code, Vault, environment, `.env`, secrets directory, then the field defaults."""
-        return (
-            init_settings,
-            VaultSettingsSource(settings_cls),
-            env_settings,
-            dotenv_settings,
-            file_secret_settings,
-        )

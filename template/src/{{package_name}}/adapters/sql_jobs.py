@@ -1,7 +1,7 @@
-"""Durable job storage in SQL, and the claim protocol that keeps a job on one worker.
+"""The jobs table, and the SQL job repository (domain/ports.py) on SQLite and PostgreSQL.
 
-Claiming is one ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING``
-statement: the rows it changes from ``queued`` to ``running`` belong to the
+Claiming is one ``WITH due AS (SELECT ... LIMIT n) UPDATE ... WHERE id IN due
+RETURNING`` statement: the rows it changes from ``queued`` to ``running`` belong to the
 caller, whatever other processes do at the same moment. SQLite serialises
 writers on its database lock; on PostgreSQL the inner select carries
 ``FOR UPDATE SKIP LOCKED`` (SQLAlchemy drops that clause for SQLite), so
@@ -15,16 +15,99 @@ lost its lease cannot overwrite the new owner's work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row, and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..domain.jobs import Job, JobNotFoundError, JobPage, JobStatus, JsonObject, PageCursor
-from .tables import jobs
+from ..domain.jobs import (
+    Job,
+    JobNotFoundError,
+    JobPage,
+    JobStatus,
+    JsonObject,
+    PageCursor,
+    StorageUnavailableError,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "naive datetime given to a UTC column"
+            raise ValueError(msg)
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("run_after", UTCDateTime, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("trace_context", JSON, nullable=True),
+    CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
+    Index("ix_jobs_claim", "status", "run_after"),
+    Index("ix_jobs_newest", "created_at", "id"),
+    Index("ix_jobs_lease", "status", "lease_expires_at"),
+)
 
 
 def utc_now() -> datetime:
@@ -48,22 +131,45 @@ def _to_job(row: Row[Any]) -> Job:
     )
 
 
+@asynccontextmanager
+async def _unavailable_as_domain_error() -> AsyncIterator[None]:
+    """A database that is down, unreachable or locked: StorageUnavailableError.
+
+    Callers answer 503 (the API) or retry at the next poll (the worker). The
+    message names the error's type only: the driver's text may quote a statement.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
+        raise StorageUnavailableError(type(error).__name__) from error
+
+
 _RELEASED_LEASE = {"lease_owner": None, "lease_expires_at": None}
 
 
-class JobStore:
-    """Jobs in the service's database. Every write is a single statement."""
+class SqlJobRepository:
+    """Jobs in the service's database (a ``JobRepository``). Every write is one statement."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        trace_context: Callable[[], JsonObject | None] | None = None,
-    ) -> None:
-        """``trace_context`` returns what to store with a job submitted now (tracing)."""
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._trace_context = trace_context
 
-    async def add(self, kind: str, payload: JsonObject, max_attempts: int) -> Job:
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        async with _unavailable_as_domain_error(), self._engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with _unavailable_as_domain_error(), self._engine.begin() as connection:
+            yield connection
+
+    async def add(
+        self,
+        kind: str,
+        payload: JsonObject,
+        max_attempts: int,
+        trace_context: JsonObject | None = None,
+    ) -> Job:
         """Store a new queued job and return it."""
         now = utc_now()
         values = {
@@ -78,16 +184,16 @@ class JobStore:
             "created_at": now,
             "updated_at": now,
             "run_after": now,
-            "trace_context": self._trace_context() if self._trace_context else None,
+            "trace_context": trace_context,
             **_RELEASED_LEASE,
         }
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             row = (await connection.execute(jobs.insert().values(values).returning(jobs))).one()
         return _to_job(row)
 
     async def get(self, job_id: UUID) -> Job:
         """The job with ``job_id``; JobNotFoundError if there is none."""
-        async with self._engine.connect() as connection:
+        async with self._connection() as connection:
             row = (
                 await connection.execute(select(jobs).where(jobs.c.id == str(job_id)))
             ).one_or_none()
@@ -109,7 +215,7 @@ class JobStore:
                     and_(jobs.c.created_at == cursor.created_at, jobs.c.id < str(cursor.job_id)),
                 )
             )
-        async with self._engine.connect() as connection:
+        async with self._connection() as connection:
             rows = (await connection.execute(query)).all()
         items = [_to_job(row) for row in rows[:limit]]
         next_cursor = None
@@ -128,25 +234,40 @@ class JobStore:
             .where(queued, jobs.c.run_after <= now)
             .scalar_subquery(),
         )
-        async with self._engine.connect() as connection:
+        async with self._connection() as connection:
             count, oldest = (await connection.execute(statement)).one()
         if oldest is None:
             return count, 0.0
         return count, (now - oldest).total_seconds()
 
-    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Job]:
-        """Move up to ``limit`` due jobs from queued to running, leased to ``owner``."""
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, kinds: Sequence[str]
+    ) -> list[Job]:
+        """Move up to ``limit`` due jobs of ``kinds`` from queued to running, leased to ``owner``.
+
+        Only kinds this process knows: during a rolling update an old replica must
+        not take a kind only the new version can run.
+        """
         now = utc_now()
         due = (
             select(jobs.c.id)
-            .where(jobs.c.status == JobStatus.QUEUED.value, jobs.c.run_after <= now)
+            .where(
+                jobs.c.status == JobStatus.QUEUED.value,
+                jobs.c.run_after <= now,
+                jobs.c.kind.in_(list(kinds)),
+            )
             .order_by(jobs.c.run_after, jobs.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            # Materialised on PostgreSQL: a LIMIT ... SKIP LOCKED subquery that the
+            # planner re-runs inside the IN (a semi-join) picks new rows each time,
+            # and the claim would take more than ``limit`` jobs.
+            .cte("due")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         statement = (
             update(jobs)
-            .where(jobs.c.id.in_(due), jobs.c.status == JobStatus.QUEUED.value)
+            .where(jobs.c.id.in_(select(due.c.id)), jobs.c.status == JobStatus.QUEUED.value)
             .values(
                 status=JobStatus.RUNNING.value,
                 attempts=jobs.c.attempts + 1,
@@ -156,7 +277,7 @@ class JobStore:
             )
             .returning(jobs)
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             rows = (await connection.execute(statement)).all()
         return sorted((_to_job(row) for row in rows), key=lambda job: job.created_at)
 
@@ -177,7 +298,7 @@ class JobStore:
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
             .returning(jobs.c.id)
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             held = (await connection.execute(statement)).scalars().all()
         return {UUID(job_id) for job_id in held}
 
@@ -234,7 +355,7 @@ class JobStore:
             .values(**values)
             .returning(jobs.c.id)
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             return (await connection.execute(statement)).first() is not None
 
     async def release(self, owner: str) -> list[UUID]:
@@ -255,7 +376,7 @@ class JobStore:
             )
             .returning(jobs.c.id)
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             released = (await connection.execute(statement)).scalars().all()
         return [UUID(job_id) for job_id in released]
 
@@ -284,7 +405,7 @@ class JobStore:
             )
             .returning(jobs)
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             requeued = (await connection.execute(requeue)).all()
             failed = (await connection.execute(give_up)).all()
         return [_to_job(row) for row in requeued], [_to_job(row) for row in failed]

@@ -1,13 +1,15 @@
 """Run the service under uvicorn, the way ``python -m <package>`` does.
 
 Order matters here: settings are validated before anything starts (a bad value
-is one line on stderr and exit status 2), and the metrics directory is prepared
-before prometheus_client is first imported, which happens when uvicorn imports
-the application.
+is one line on stderr and exit status 2), a dependency that cannot be used (the
+database, Vault) is one line and exit status 3, and the metrics directory is
+prepared before prometheus_client is first imported, which happens when uvicorn
+imports the application.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -21,11 +23,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from . import SERVICE_NAME
+from .adapters.database import wait_until_reachable
 from .config import Settings, describe_errors
+from .integrations.base import EXIT_DEPENDENCY_UNAVAILABLE, StartupError
 from .observability.logs import configure_logging, get_logger
-{% if secrets_backend == 'vault' %}
-from .vault_config import EXIT_VAULT_UNAVAILABLE, VaultStartupError
-{% endif %}
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 EXIT_BAD_SETTINGS: Final = 2
@@ -65,11 +66,17 @@ def main() -> int:
     except ValidationError as error:
         sys.stderr.write(describe_errors(error) + "\n")
         return EXIT_BAD_SETTINGS
-{% if secrets_backend == 'vault' %}
-    except VaultStartupError as error:
+    except StartupError as error:
         sys.stderr.write(f"{error}\n")
-        return EXIT_VAULT_UNAVAILABLE
-{% endif %}
+        return error.exit_status
+    unreachable = asyncio.run(
+        wait_until_reachable(
+            settings.database_url.get_secret_value(), settings.database_connect_timeout_seconds
+        )
+    )
+    if unreachable is not None:
+        sys.stderr.write(f"{unreachable}\n")
+        return EXIT_DEPENDENCY_UNAVAILABLE
     configure_logging(settings.log_level, settings.log_format)
     created_directory = prepare_metrics_directory(settings.workers)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done, which would end

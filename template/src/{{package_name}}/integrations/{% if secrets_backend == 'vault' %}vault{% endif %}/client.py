@@ -1,8 +1,8 @@
 """Vault over HTTP through hvac: log in, renew, look up the token, read the KV v2 secret.
 
 Every method here is synchronous and talks to Vault over the network. Callers in
-the running service use them through ``asyncio.to_thread`` (see vault_keeper.py);
-settings are read before the event loop starts (see vault_config.py).
+the running service use them through ``asyncio.to_thread`` (see keeper.py);
+settings are read before the event loop starts (see session.py).
 
 Failures come out as ``VaultCallError`` with a reason written here, never hvac's own
 message: Vault echoes request details in some errors, and nothing that reaches a
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import hvac
 from hvac import exceptions
 
-if TYPE_CHECKING:
-    from ..vault_config import VaultSettings
+from .settings import VaultSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,29 @@ def _reason(error: Exception) -> str:
     return type(error).__name__
 
 
+def read_secret_id(settings: VaultSettings) -> str:
+    """VAULT_SECRET_ID, or the file VAULT_SECRET_ID_FILE names (read at each login)."""
+    if settings.secret_id_file is not None:
+        return _read_file(settings.secret_id_file, "VAULT_SECRET_ID_FILE")
+    if settings.secret_id is None:
+        msg = "approle login: neither VAULT_SECRET_ID nor VAULT_SECRET_ID_FILE is set"
+        raise VaultCallError(msg)
+    return settings.secret_id.get_secret_value()
+
+
+def read_k8s_token(settings: VaultSettings) -> str:
+    """The pod's service-account token (kubelet rotates the file, so read at each login)."""
+    return _read_file(settings.k8s_token_path, "VAULT_K8S_TOKEN_PATH")
+
+
+def _read_file(path: Path, variable: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        msg = f"cannot read the file {variable} names: {type(error).__name__}"
+        raise VaultCallError(msg) from None
+
+
 class HvacSession:
     """One authenticated hvac client, for one process."""
 
@@ -90,7 +113,7 @@ class HvacSession:
                 "approle login",
                 auth.approle.login,
                 role_id=settings.role_id.get_secret_value(),
-                secret_id=settings.read_secret_id(),
+                secret_id=read_secret_id(settings),
                 mount_point=settings.approle_mount,
             )
         else:
@@ -98,7 +121,7 @@ class HvacSession:
                 "kubernetes login",
                 auth.kubernetes.login,
                 role=settings.k8s_role,
-                jwt=settings.read_k8s_token(),
+                jwt=read_k8s_token(settings),
                 mount_point=settings.k8s_mount,
             )
         return _lease(f"{method} login", response)

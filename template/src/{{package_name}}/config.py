@@ -1,21 +1,21 @@
-"""Settings: {% if secrets_backend == 'vault' %}the Vault secret (vault_config.py), {% endif %}environment variables, then `.env`, then the defaults below."""
+"""Settings: each integration's sources (the Vault secret), environment variables, `.env`, then the defaults below."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-{% if secrets_backend == 'vault' %}
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .vault_config import VaultFirstSources
-{% endif %}
+from .adapters.database import URL_SCHEME
+from .adapters.engine import DEFAULT_URL
+from .integrations import installed
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
 
-class Settings({% if secrets_backend == 'vault' %}VaultFirstSources, {% endif %}BaseSettings):
+class Settings(BaseSettings):
     """Everything the service reads from its environment, validated at start."""
 
     model_config = SettingsConfigDict(
@@ -28,7 +28,9 @@ class Settings({% if secrets_backend == 'vault' %}VaultFirstSources, {% endif %}
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/app.db")
+    database_url: SecretStr = SecretStr(DEFAULT_URL)
+    # How long the service waits for the database at start before it gives up.
+    database_connect_timeout_seconds: PositiveSeconds = 15.0
     log_level: LogLevel = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -44,13 +46,29 @@ class Settings({% if secrets_backend == 'vault' %}VaultFirstSources, {% endif %}
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code, each integration's sources, environment, `.env`, secrets directory, defaults."""
+        integrations = [
+            source
+            for integration in installed()
+            for source in integration.settings_sources(settings_cls)
+        ]
+        return (init_settings, *integrations, env_settings, dotenv_settings, file_secret_settings)
+
     @field_validator("database_url")
     @classmethod
-    def _async_driver(cls, value: SecretStr) -> SecretStr:
-        url = value.get_secret_value()
-        scheme = url.partition("://")[0]
-        if "+" not in scheme:
-            msg = "must name an async driver, for example sqlite+aiosqlite:///./data/app.db"
+    def _rendered_driver(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme != URL_SCHEME:
+            msg = f"must be a {URL_SCHEME}:// URL, for example {DEFAULT_URL}"
             raise ValueError(msg)
         return value
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
 from enum import Enum
 from typing import Literal
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from ..adapters.database import ping
+from ..domain.ports import ReadinessCheck
 from ..observability.logs import get_logger
 from ..observability.metrics import CONTENT_TYPE, render_metrics
-from .dependencies import ResourcesDep
+from .dependencies import ApiStateDep
 from .schemas import Health, Readiness
 
 _log = get_logger("readiness")
@@ -23,23 +23,24 @@ async def healthz() -> Health:
     return Health()
 
 
-async def _check(name: str, probe: Awaitable[None]) -> Literal["ok", "failing"]:
+async def _check(check: ReadinessCheck) -> Literal["ok", "failing"]:
     try:
-        await probe
+        await check.check()
     except Exception as error:  # noqa: BLE001 - any failure means "not ready"
-        _log.warning("readiness check failed", check=name, error=type(error).__name__)
+        _log.warning("readiness check failed", check=check.name, error=type(error).__name__)
         return "failing"
     return "ok"
 
 
-async def readyz(resources: ResourcesDep) -> JSONResponse:
-    """Readiness: 200 when every dependency answers; 503 naming what fails, or once shutdown began."""
-    checks = {"database": await _check("database", ping(resources.engine))}
-{% if secrets_backend == 'vault' %}
-    if resources.vault is not None:
-        checks["vault"] = await _check("vault", resources.vault.check())
-{% endif %}
-    if resources.lifecycle.shutting_down:
+async def readyz(state: ApiStateDep) -> JSONResponse:
+    """Readiness: 200 when every dependency answers; 503 naming what fails, or once shutdown began.
+
+    The checks run at once, so together they take as long as the slowest, which
+    each bounds itself.
+    """
+    results = await asyncio.gather(*(_check(check) for check in state.readiness))
+    checks = {check.name: result for check, result in zip(state.readiness, results, strict=True)}
+    if state.lifecycle.shutting_down:
         status = "shutting_down"
     elif all(result == "ok" for result in checks.values()):
         status = "ok"

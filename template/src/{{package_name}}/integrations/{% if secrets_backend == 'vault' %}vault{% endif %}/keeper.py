@@ -16,9 +16,9 @@ import contextlib
 import time
 from typing import Final
 
-from .adapters.vault import Lease, VaultCallError
-from .observability.logs import get_logger
-from .vault_config import VaultSession, backoff_delays, process_session
+from ...observability.logs import get_logger
+from .client import Lease, VaultCallError
+from .session import VaultSession, backoff_delays, process_session
 
 RENEW_AT: Final = 2 / 3
 MIN_USEFUL_FRACTION: Final = 1 / 3
@@ -42,7 +42,9 @@ def worth_keeping(renewed: Lease, login: Lease) -> bool:
 
 
 class TokenKeeper:
-    """The renewal task and the readiness check for one Vault session."""
+    """The renewal task and the readiness check (``vault``) for one Vault session."""
+
+    name = "vault"
 
     def __init__(self, session: VaultSession, lease: Lease) -> None:
         self._session = session
