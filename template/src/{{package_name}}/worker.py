@@ -255,6 +255,8 @@ class Worker:
         requeued, failed = await self._store.recover_expired()
         for job in requeued:
             self._log.warning("job lease expired; re-queued", job_id=str(job.id))
+        if requeued:
+            self._wake.set()  # claim them now, not at the next poll
         for job in failed:
             JOBS_FINISHED.labels(job.kind, "failed").inc()
             self._log.error("job lease expired on its last attempt; failed", job_id=str(job.id))
