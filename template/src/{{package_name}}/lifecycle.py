@@ -3,6 +3,9 @@
 uvicorn stops accepting connections on SIGTERM but only tells the application at
 the end, in the lifespan's shutdown. The worker must stop claiming and readiness
 must turn 503 at once, so the lifespan chains a handler in front of uvicorn's.
+With SHUTDOWN_DELAY_SECONDS the handler passes the signal on to uvicorn only
+after that delay: requests keep being served while readiness says 503, so load
+balancers that poll readiness stop sending before the listener closes.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class Lifecycle:
     """Whether shutdown has begun, and who to tell when it does."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_seconds: float = 0.0) -> None:
+        """``delay_seconds``: how long readiness is 503 before the server hears the signal."""
         self.shutting_down = False
+        self.delay_seconds = delay_seconds
+        self._signalled = False
         self._listeners: list[Callable[[], None]] = []
 
     def on_shutdown(self, listener: Callable[[], None]) -> None:
@@ -45,14 +51,26 @@ class Lifecycle:
         loop = asyncio.get_running_loop()
         previous = {sig: signal.getsignal(sig) for sig in SHUTDOWN_SIGNALS}
 
-        def handler(signum: int, frame: FrameType | None) -> None:
-            loop.call_soon_threadsafe(self.begin_shutdown)
+        def forward(signum: int, frame: FrameType | None) -> None:
             prior = previous[signal.Signals(signum)]
             if callable(prior):
                 prior(signum, frame)
             elif prior == signal.SIG_DFL:
                 signal.signal(signum, signal.SIG_DFL)
                 signal.raise_signal(signum)
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            first = not self._signalled
+            self._signalled = True
+            loop.call_soon_threadsafe(self.begin_shutdown)
+            if first and self.delay_seconds > 0:
+                # Readiness turns 503 now; the listener closes once load balancers
+                # have had the delay to notice. A second signal forwards at once.
+                loop.call_soon_threadsafe(
+                    loop.call_later, self.delay_seconds, forward, signum, frame
+                )
+            else:
+                forward(signum, frame)
 
         for sig in SHUTDOWN_SIGNALS:
             signal.signal(sig, handler)

@@ -43,10 +43,11 @@ class WorkerOptions:
     """How a worker paces itself (see Settings for the environment variables)."""
 
     concurrency: int = 4
-    lease_seconds: float = 30.0
+    lease_seconds: float = 15.0
     poll_interval_seconds: float = 1.0
     retry_backoff_seconds: float = 2.0
     shutdown_grace_seconds: float = 20.0
+    job_timeout_seconds: float = 600.0
 
 
 def worker_identity() -> str:
@@ -185,12 +186,19 @@ class Worker:
 
     async def _run(self, job: Job) -> None:
         self._log.info("job started", attempt=job.attempts)
+        kind = self._kinds[job.kind]
+        timeout = kind.timeout_seconds or self._options.job_timeout_seconds
         try:
-            result = await self._kinds[job.kind].run(job.payload)
+            async with asyncio.timeout(timeout) as deadline:
+                result = await kind.run(job.payload)
         except asyncio.CancelledError:
             self._log.warning("job interrupted", attempt=job.attempts)
             raise
         except Exception as error:  # noqa: BLE001 - any handler failure is the job's failure
+            if isinstance(error, TimeoutError) and deadline.expired():
+                # A hung handler must not hold its slot for ever, nor come back for
+                # free at every shutdown: the attempt counts, like any failure.
+                error = TimeoutError(f"the job ran past its {timeout:g} s timeout")
             await self._record_failure(job, error)
         else:
             if await self._store.succeed(job.id, self.owner, result):
@@ -219,7 +227,11 @@ class Worker:
     async def _keep_leases(self) -> None:
         """Renew our leases and recover jobs whose owner died, a few times per lease."""
         interval = self._options.lease_seconds / 3
-        while await self._upkeep_pause(interval):
+        # The first round at once: jobs a crashed predecessor left run again as soon
+        # as their leases end, not one interval later.
+        first = True
+        while first or await self._upkeep_pause(interval):
+            first = False
             try:
                 await self._renew_leases()
                 await self._recover_expired()

@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -107,6 +108,7 @@ jobs = Table(
     Index("ix_jobs_claim", "status", "run_after"),
     Index("ix_jobs_newest", "created_at", "id"),
     Index("ix_jobs_lease", "status", "lease_expires_at"),
+    Index("ix_jobs_finished", "status", "updated_at"),
 )
 
 
@@ -409,3 +411,23 @@ class SqlJobRepository:
             requeued = (await connection.execute(requeue)).all()
             failed = (await connection.execute(give_up)).all()
         return [_to_job(row) for row in requeued], [_to_job(row) for row in failed]
+
+    async def purge_finished(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs last changed before ``finished_before``.
+
+        Batched, so one purge never holds the write lock (SQLite) or a long
+        transaction (PostgreSQL) for the whole backlog.
+        """
+        finished = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.status.in_([JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]),
+                jobs.c.updated_at < finished_before,
+            )
+            .order_by(jobs.c.updated_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        async with self._transaction() as connection:
+            deleted = await connection.execute(delete(jobs).where(jobs.c.id.in_(finished)))
+        return deleted.rowcount

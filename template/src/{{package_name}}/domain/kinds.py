@@ -25,6 +25,8 @@ class JobKind:
     name: str
     payload_model: type[BaseModel]
     handler: Callable[[Any], Awaitable[JsonObject]]
+    # A run longer than this fails its attempt; None: the service's JOB_TIMEOUT_SECONDS.
+    timeout_seconds: float | None = None
 
     def validate(self, payload: JsonObject) -> JsonObject:
         """The payload as stored (normalised by the model); ValidationError if refused."""

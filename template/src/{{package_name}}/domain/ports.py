@@ -8,6 +8,8 @@ as the SQL one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -78,6 +80,26 @@ class JobRepository(Protocol):
         """Running jobs whose lease expired: (re-queued, failed on their last attempt)."""
         ...
 
+    async def purge_finished(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` succeeded or failed jobs last changed before ``finished_before``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUsage:
+    """How big the job store is, and how much room its disk has left (when known)."""
+
+    size_bytes: int | None
+    free_ratio: float | None
+
+
+class StorageMeter(Protocol):
+    """Measures the job store's size and free space, for the disk alert."""
+
+    async def usage(self) -> StorageUsage:
+        """The current usage; fields the backend cannot see are None."""
+        ...
+
 
 class ReadinessCheck(Protocol):
     """One dependency /readyz asks about; ``check`` raises when it is not usable."""
@@ -89,4 +111,17 @@ class ReadinessCheck(Protocol):
 
     async def check(self) -> None:
         """Return when the dependency answers; raise otherwise. Bounded in time."""
+        ...
+
+
+class LivenessCheck(Protocol):
+    """Something /healthz asks: once it gives a reason, only a restart of the process helps."""
+
+    @property
+    def name(self) -> str:
+        """The key under ``checks`` in the failing liveness body (``vault``)."""
+        ...
+
+    def restart_reason(self) -> str | None:
+        """Why the process must be restarted, or None. Instant: no I/O, no waiting."""
         ...

@@ -95,6 +95,15 @@ JOBS_QUEUE_OLDEST_AGE = Gauge(
     "How long the oldest due job has been waiting; 0 when none is due.",
     multiprocess_mode="livemax",
 )
+JOBS_PURGED = Counter("jobs_purged_total", "Finished jobs deleted after JOB_RETENTION_SECONDS.")
+JOB_STORE_SIZE = Gauge(
+    "job_store_size_bytes", "Size of the job store (database files).", multiprocess_mode="livemax"
+)
+JOB_STORE_DISK_FREE = Gauge(
+    "job_store_disk_free_ratio",
+    "Free fraction of the disk holding the job store (SQLite only; absent otherwise).",
+    multiprocess_mode="livemin",
+)
 
 _KNOWN_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
