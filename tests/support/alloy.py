@@ -192,3 +192,33 @@ def references(value: Any) -> list[Ref]:
         found = [ref for item in value.attributes.values() for ref in references(item)]
         return found + [ref for child in value.blocks for ref in references(child)]
     return []
+
+
+# --- wiring ---------------------------------------------------------------------------
+
+
+def components(blocks: list[Block]) -> dict[str, Block]:
+    """Top-level blocks by ``name.label``; a component declared twice fails."""
+    found: dict[str, Block] = {}
+    for block in blocks:
+        key = f"{block.name}.{block.label}"
+        assert key not in found, f"{key} declared twice"
+        found[key] = block
+    return found
+
+
+def assert_wiring(blocks: list[Block]) -> dict[str, Block]:
+    """Every reference names a declared component; every component but the writer is read."""
+    declared = components(blocks)
+    referenced: set[str] = set()
+    for key, block in declared.items():
+        for ref in references(block):
+            target = next((name for name in declared if ref.path.startswith(name + ".")), None)
+            assert target, f"{key} refers to undeclared {ref.path}"
+            referenced.add(target)
+    # Log sources push (forward_to) and nothing names them; everything else is read.
+    sources = {key for key in declared if key.startswith("loki.source.")}
+    assert sources
+    assert set(declared) - referenced == sources, set(declared) - referenced
+    assert any(key.startswith("loki.write.") for key in referenced), "nothing writes to Loki"
+    return declared

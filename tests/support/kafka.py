@@ -11,10 +11,10 @@ import importlib.resources
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .polling import wait_until
 from .service import free_port
 
 
@@ -45,15 +45,16 @@ def kafka_broker(timeout: float = 60.0) -> Iterator[str]:
         text=True,
     )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def listening() -> bool:
             assert process.poll() is None, process.communicate()[0]
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
             except OSError:
-                assert time.monotonic() < deadline, "the broker did not listen in time"
-                time.sleep(0.1)
+                return False
+            return True
+
+        wait_until(listening, message="the broker to listen", timeout=timeout)
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -1,11 +1,16 @@
 """The option matrix: each toggle's values, their full product, a pairwise covering set.
 
+The values are copier.yml's own choices (``questions.py`` reads them), so a new
+choice is in the matrix the moment it is in the questionnaire.
+
 Every answer combination must render lint- and type-clean. Only the dimensions in
 ``PYTHON_DIMENSIONS`` change a Python file or ``pyproject.toml`` (``test_render``
 proves it from the templates' own Jinja variables), so the product of those is every
-Python variant there is; it is linted and type-checked in full. A pairwise covering
-set of all dimensions (every pair of values in at least one project) also installs
-and runs each project's own tests, which boot the service.
+Python variant there is; it is linted and type-checked in full. Likewise only
+``DEPLOYMENT_DIMENSIONS`` reach the files `make deploy-check` validates, and their
+product is rendered and checked in full. A pairwise covering set of all dimensions
+(every pair of values in at least one project) also installs and runs each
+project's own tests, which boot the service.
 """
 
 from __future__ import annotations
@@ -14,38 +19,63 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .questions import choices, questions
+
 Answers = dict[str, Any]
 
+# Each dimension of the matrix and the question it varies, in the order test ids name
+# them. Every question with choices in copier.yml is one (test_matrix checks it).
+QUESTION_OF = {
+    "python": "python_version",
+    "database": "database",
+    "secrets": "secrets_backend",
+    "tracing": "tracing_exporter",
+    "deploy": "deploy_target",
+    "logs": "log_pipeline",
+    "ci": "ci_provider",
+}
+# Asked only when secrets_backend == vault: not a dimension of its own but the vault
+# value's variants.
+VAULT_AUTH_WHEN = "{{ secrets_backend == 'vault' }}"
+
+
+def _secrets() -> list[Answers]:
+    assert questions()["vault_auth"]["when"] == VAULT_AUTH_WHEN, "the secrets dimension below"
+    return [
+        {"secrets_backend": backend, "vault_auth": auth}
+        if backend == "vault"
+        else {"secrets_backend": backend}
+        for backend in choices("secrets_backend")
+        for auth in (choices("vault_auth") if backend == "vault" else [None])
+    ]
+
+
 DIMENSIONS: dict[str, list[Answers]] = {
-    "python": [{"python_version": version} for version in ("3.11", "3.12", "3.13")],
-    "secrets": [
-        {"secrets_backend": "env"},
-        {"secrets_backend": "vault", "vault_auth": "token"},
-        {"secrets_backend": "vault", "vault_auth": "approle"},
-        {"secrets_backend": "vault", "vault_auth": "kubernetes"},
-    ],
-    "tracing": [
-        {"tracing_exporter": exporter} for exporter in ("none", "console", "otlp-grpc", "otlp-http")
-    ],
-    "deploy": [{"deploy_target": target} for target in ("compose", "kubernetes", "swarm")],
-    "logs": [
-        {"log_pipeline": pipeline}
-        for pipeline in ("stdout", "vector-elasticsearch", "vector-kafka-elasticsearch", "loki")
-    ],
-    "ci": [{"ci_provider": provider} for provider in ("github", "gitlab", "none")],
+    name: _secrets() if name == "secrets" else [{key: value} for value in choices(key)]
+    for name, key in QUESTION_OF.items()
 }
 
-PYTHON_DIMENSIONS = ("python", "secrets", "tracing")
+PYTHON_DIMENSIONS = ("python", "database", "secrets", "tracing")
+# What compose.yaml (and the files it includes), the Helm chart and the Swarm stack
+# wire in. database is here ahead of its deployment files (a PostgreSQL service):
+# until they use it, its two values render the same deployment files.
+DEPLOYMENT_DIMENSIONS = ("database", "secrets", "tracing", "deploy", "logs")
+
+# Free-text questions (no choices): any render may carry any value of them.
+IDENTITY_QUESTIONS = frozenset(key for key, q in questions().items() if "choices" not in q)
+
+
+def toggles_of(dimensions: Sequence[str]) -> frozenset[str]:
+    """The questions the given dimensions answer."""
+    return frozenset(key for name in dimensions for value in DIMENSIONS[name] for key in value)
+
 
 # The questions whose answers may appear in a Python file, pyproject.toml or a Python
 # file's path: identity, and the keys of PYTHON_DIMENSIONS.
-IDENTITY_QUESTIONS = frozenset(
-    {"project_name", "project_slug", "package_name", "description", "author_name", "author_email"}
-)
-PYTHON_TOGGLES = frozenset(
-    key for name in PYTHON_DIMENSIONS for value in DIMENSIONS[name] for key in value
-)
+PYTHON_TOGGLES = toggles_of(PYTHON_DIMENSIONS)
 PYTHON_QUESTIONS = IDENTITY_QUESTIONS | PYTHON_TOGGLES
+# The same for the deployment files.
+DEPLOYMENT_QUESTIONS = IDENTITY_QUESTIONS | toggles_of(DEPLOYMENT_DIMENSIONS)
 
 Row = tuple[int, ...]
 
@@ -127,9 +157,6 @@ def python_product() -> list[Answers]:
         merge(parts)
         for parts in itertools.product(*(DIMENSIONS[name] for name in PYTHON_DIMENSIONS))
     ]
-
-
-DEPLOYMENT_DIMENSIONS = ("secrets", "tracing", "deploy", "logs")
 
 
 def deployment_product() -> list[Answers]:

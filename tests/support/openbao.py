@@ -15,7 +15,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from .polling import wait_until
 from .service import free_port
 
 BAO = str(Path(sys.executable).parent / "bao")
@@ -70,16 +70,22 @@ class OpenBao:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_path.read_text()
+        process = self.process
+
+        def healthy() -> bool:
+            assert process.poll() is None, self.log_path.read_text()
             try:
-                if self._get("/v1/sys/health").status_code == 200:
-                    return self
+                return self._get("/v1/sys/health").status_code == 200
             except (httpx.TransportError, OSError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"OpenBao not ready after {timeout}s\n{self.log_path.read_text()}")
+                return False
+
+        wait_until(
+            healthy,
+            message="OpenBao to be ready",
+            timeout=timeout,
+            context=self.log_path.read_text,
+        )
+        return self
 
     def _get(self, path: str) -> httpx.Response:
         verify: ssl.SSLContext | bool = True

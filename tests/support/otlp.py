@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from .polling import wait_until
 
 Protocol = Literal["grpc", "http"]
 
@@ -110,14 +111,19 @@ class OtlpReceiver:
         self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 30.0
     ) -> list[ReceivedSpan]:
         """Poll until ``predicate(spans)`` holds; fail with what arrived otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def arrived() -> tuple[list[ReceivedSpan]] | None:
             spans = self.spans()
-            if predicate(spans):
-                return spans
-            time.sleep(0.05)
-        names = [(span.kind, span.name) for span in self.spans()]
-        raise AssertionError(f"spans not received within {timeout}s; got {names}")
+            return (spans,) if predicate(spans) else None
+
+        (found,) = wait_until(
+            arrived,
+            message="the spans to arrive",
+            timeout=timeout,
+            interval=0.05,
+            context=lambda: f"got {[(span.kind, span.name) for span in self.spans()]}",
+        )
+        return found
 
     # --- serving --------------------------------------------------------------
 

@@ -13,6 +13,10 @@ from typing import Any
 from copier import run_copy
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[2]
+# Empty Copier user settings, so a developer's own never leak into --defaults renders.
+# tests/conftest.py puts it in the environment of the whole test process (in-process
+# copier calls and every subprocess: the rendered projects' tools, `copier update`).
+COPIER_SETTINGS = TEMPLATE_ROOT / "tests" / "copier-settings.yml"
 TOOLS_BIN = Path(sys.executable).parent
 UV = str(TOOLS_BIN / "uv")
 
@@ -42,7 +46,6 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["UV_NO_PROGRESS"] = "1"
-    env["COPIER_SETTINGS_PATH"] = str(TEMPLATE_ROOT / "tests" / "copier-settings.yml")
     env.pop("VIRTUAL_ENV", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if extra:
@@ -98,11 +101,12 @@ def answers_of(project: Path) -> dict[str, Any]:
     return loaded
 
 
-def install(project: Path) -> None:
-    """``uv sync`` the rendered project with the interpreter its answers ask for."""
+def install(project: Path, *groups: str) -> None:
+    """``uv sync`` the rendered project, and its dependency ``groups``, with the
+    interpreter its answers ask for."""
     version = answers_of(project)["python_version"]
     python = pyenv_python(version)
-    command = [UV, "sync", "--quiet"]
+    command = [UV, "sync", "--quiet", *(arg for group in groups for arg in ("--group", group))]
     if python:
         command += ["--python", python]
     run(command, project, timeout=900)

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from .polling import wait_until
 from .project import answers_of, project_python, tool_env
 
 
@@ -88,19 +88,19 @@ class Service:
             sink.append(line.rstrip("\n"))
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
                 self._join_readers()
                 raise AssertionError(f"service exited {self.process.returncode}\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"service not healthy after {timeout}s\n{self.output()}")
+                return False
+
+        wait_until(
+            healthy, message="the service to answer /healthz", timeout=timeout, context=self.output
+        )
 
     def send_signal(self, sig: int) -> None:
         assert self.process is not None
@@ -164,14 +164,14 @@ class Service:
         A response can reach the client before the line written after it (the
         access line) reaches this process: read right away, it may be missing.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            found = next(self.logs_where(**match), None)
-            if found is not None:
-                return found
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"no log line with {match} after {timeout}s\n{self.output()}")
-            time.sleep(0.05)
+        found: dict[str, Any] = wait_until(
+            lambda: next(self.logs_where(**match), None),
+            message=f"a log line with {match}",
+            timeout=timeout,
+            interval=0.05,
+            context=self.output,
+        )
+        return found
 
     def __enter__(self) -> Service:
         return self.start() if self.process is None else self
