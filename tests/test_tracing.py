@@ -18,10 +18,12 @@ import httpx
 import pytest
 import yaml
 
+from .support.compose import compose_json
+from .support.jobs import job
 from .support.otlp import OtlpReceiver, ReceivedSpan
+from .support.polling import wait_until
 from .support.project import install, render
 from .support.service import Service, free_port
-from .test_ops_files import compose_config
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -50,15 +52,16 @@ def project(request: pytest.FixtureRequest, protocol: str) -> Path:
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 30) -> int:
-    """Poll until the job succeeded; returns how many GETs that took."""
-    deadline = time.monotonic() + timeout
+    """Poll until the job succeeded; returns how many GETs that took (each is traced)."""
     polls = 0
-    while time.monotonic() < deadline:
+
+    def succeeded() -> bool:
+        nonlocal polls
         polls += 1
-        if client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded":
-            return polls
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not succeed")
+        return job(client, job_id)["status"] == "succeeded"
+
+    wait_until(succeeded, message=f"job {job_id} to succeed", timeout=timeout)
+    return polls
 
 
 def only(spans: list[ReceivedSpan], **match: Any) -> ReceivedSpan:
@@ -193,10 +196,20 @@ def test_spans_reach_a_collector_that_restarts(project: Path, protocol: str) -> 
                 time.sleep(1.0)  # the export attempts fail against the stopped collector
                 before = receiver.span_count
                 receiver.start()
-                deadline = time.monotonic() + 30
-                while receiver.span_count == before and time.monotonic() < deadline:
+
+                def exported_again() -> bool:
+                    if receiver.span_count > before:
+                        return True
                     statuses[client.get("/api/v1/jobs").status_code] += 1
-                    time.sleep(0.2)
+                    return False
+
+                wait_until(
+                    exported_again,
+                    message="spans to reach the restarted collector",
+                    timeout=30,
+                    interval=0.2,
+                    context=service.output,
+                )
         finally:
             assert service.stop() == 0, service.output()
     assert receiver.span_count > before, service.output()
@@ -262,9 +275,7 @@ def test_none_renders_no_opentelemetry_and_the_same_schema(
 def test_compose_sends_traces_to_jaeger_and_grafana_reads_them(
     project: Path, protocol: str
 ) -> None:
-    result = compose_config(project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = compose_json(project)["services"]
     jaeger = services["jaeger"]
     published = {(port["target"], port["host_ip"]) for port in jaeger["ports"]}
     assert published == {(4317, "127.0.0.1"), (4318, "127.0.0.1"), (16686, "127.0.0.1")}

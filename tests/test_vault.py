@@ -8,15 +8,14 @@ test handed out.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .support.compose import compose_json
 from .support.openbao import (
     BAO,
     OpenBao,
@@ -24,9 +23,10 @@ from .support.openbao import (
     self_signed_ca_pem,
     service_account_jwt,
 )
+from .support.polling import holds_for, wait_until
 from .support.project import install, render, run
+from .support.questions import choices
 from .support.service import Service, free_port
-from .test_ops_files import compose_config
 
 SLUG = "vaulted"
 PACKAGE = "vaulted"
@@ -136,18 +136,26 @@ def test_approle_with_a_short_ttl_renews_and_logs_in_again(
         "VAULT_SECRET_ID_FILE": str(secret_file),
     }
     with Service(project, env) as service, service.client() as client:
+
+        def stays_ready() -> None:
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, (ready.json(), service.output())
+
+        def logged_in_again() -> bool:
+            if events(service, "vault logged in again"):
+                return True
+            stays_ready()
+            return False
+
         # Several TTLs (3 s each, at most 7 s per login): ready the whole time.
-        deadline = time.monotonic() + 120
-        while not (events(service, "vault logged in again")):
-            assert time.monotonic() < deadline, service.output()
-            ready = client.get("/readyz")
-            assert ready.status_code == 200, (ready.json(), service.output())
-            time.sleep(0.5)
-        started = time.monotonic()
-        while time.monotonic() - started < 10:  # and beyond the re-login, for 3 more TTLs
-            ready = client.get("/readyz")
-            assert ready.status_code == 200, (ready.json(), service.output())
-            time.sleep(0.5)
+        wait_until(
+            logged_in_again,
+            message="a second AppRole login",
+            timeout=120,
+            interval=0.5,
+            context=service.output,
+        )
+        holds_for(stays_ready, seconds=10, interval=0.5)  # and for 3 more TTLs after it
         job = client.post("/api/v1/jobs", json={"kind": "sleep", "payload": {"seconds": 0}})
         assert job.status_code == 202
         assert service.stop() == 0
@@ -170,10 +178,13 @@ def test_each_worker_process_logs_in_itself(project: Path, bao: OpenBao, tmp_pat
         "WORKERS": "2",
     }
     with Service(project, env) as service, service.client() as http:
-        deadline = time.monotonic() + 60
-        while len(events(service, "vault session ready")) < 2:
-            assert time.monotonic() < deadline, service.output()
-            time.sleep(0.2)
+        wait_until(
+            lambda: len(events(service, "vault session ready")) >= 2,
+            message="both workers' Vault sessions",
+            timeout=60,
+            interval=0.2,
+            context=service.output,
+        )
         for _ in range(10):  # whichever worker answers, Vault is ready in it
             assert http.get("/readyz").json()["checks"]["vault"] == "ok"
         assert service.stop() == 0
@@ -284,11 +295,21 @@ def test_vault_stopped_while_running_fails_readiness_only(project: Path, tmp_pat
         with Service(project, env) as service, service.client() as client:
             assert client.get("/readyz").json()["checks"]["vault"] == "ok"
             own.stop()
-            deadline = time.monotonic() + 60
-            while (ready := client.get("/readyz")).status_code != 503:
-                assert time.monotonic() < deadline, ready.json()
-                time.sleep(0.2)
-            assert ready.json() == {
+            answers: list[dict] = []
+
+            def readiness_failing() -> bool:
+                ready = client.get("/readyz")
+                answers.append(ready.json())
+                return ready.status_code == 503
+
+            wait_until(
+                readiness_failing,
+                message="readiness to fail with Vault stopped",
+                timeout=60,
+                interval=0.2,
+                context=lambda: f"last /readyz: {answers[-1]}",
+            )
+            assert answers[-1] == {
                 "status": "unavailable",
                 "checks": {"database": "ok", "vault": "failing"},
             }
@@ -356,12 +377,10 @@ def test_the_compose_init_script_configures_a_real_server(
     assert_clean(service.output(), service_token, "change-me-in-vault")
 
 
-@pytest.mark.parametrize("auth", ["approle", "token", "kubernetes"])
+@pytest.mark.parametrize("auth", choices("vault_auth"))
 def test_compose_runs_the_dev_server_and_init_before_the_service(tmp_path: Path, auth: str) -> None:
     rendered = render(tmp_path / "p", secrets_backend="vault", vault_auth=auth)
-    result = compose_config(rendered)
-    assert result.returncode == 0, result.stdout + result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = compose_json(rendered)["services"]
     app = services["my-service"]
     assert app["depends_on"]["vault-init"]["condition"] == "service_completed_successfully"
     assert services["vault-init"]["depends_on"]["vault"]["condition"] == "service_healthy"

