@@ -6,18 +6,11 @@ import html
 import re
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from .support.project import TEMPLATE_ROOT, run
+from .support.questions import choices, questions, toggles
 
 MKDOCS = str(Path(sys.executable).parent / "mkdocs")
-
-
-def questions_of_copier_yml() -> dict[str, dict[str, Any]]:
-    loaded: dict[str, Any] = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
-    return {key: value for key, value in loaded.items() if not key.startswith("_")}
 
 
 def test_the_site_builds_strictly_and_lists_every_question_and_answer(tmp_path: Path) -> None:
@@ -25,11 +18,10 @@ def test_the_site_builds_strictly_and_lists_every_question_and_answer(tmp_path: 
     run([MKDOCS, "build", "--strict", "--site-dir", str(site)], TEMPLATE_ROOT)
     page = (site / "questions" / "index.html").read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
-    for key, question in questions_of_copier_yml().items():
+    for key in questions():
         assert key in text, key
-        choices = question.get("choices", {})
-        values = choices.values() if isinstance(choices, dict) else choices
-        for value in values:
+    for key in toggles():
+        for value in choices(key):
             assert value in text, (key, value)
     # What a toggle renders is read from the template tree, not written by hand.
     assert "src/<package_name>/observability/tracing.py" in section(page, "tracing_exporter")

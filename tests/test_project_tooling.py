@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from .support.project import TEMPLATE_ROOT, TOOLS_BIN, render, run
+from .support.questions import choices
 from .support.tools import MAKE_ENV, deploy_check
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
@@ -148,7 +149,7 @@ def test_the_ci_make_targets_pass_here(github_project: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("target", ["compose", "kubernetes", "swarm"])
+@pytest.mark.parametrize("target", choices("deploy_target"))
 def test_deploy_check_validates_each_targets_files(
     github_project: Path, tmp_path: Path, target: str
 ) -> None:

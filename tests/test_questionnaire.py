@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 
 from .support.project import answers_of, render
+from .support.questions import choices, toggles
+
+# Questions copier.yml asks only after a given answer (their `when`).
+ASKED_ONLY_WITH = {"vault_auth": {"secrets_backend": "vault"}}
 
 
 @pytest.mark.parametrize(
@@ -60,7 +64,13 @@ def test_slug_and_package_derive_from_the_name(
         ({"author_name": "tab\there"}, "author_name must be one line"),
         ({"author_email": "not-an-email"}, "is not an e-mail address"),
         ({"author_email": "a@b"}, "is not an e-mail address"),
-        ({"python_version": "3.10"}, "['3.11', '3.12', '3.13']"),
+        ({"python_version": "3.10"}, str(choices("python_version"))),
+        # Every other toggle refuses a value outside its choices, naming them.
+        *(
+            ({key: "not-a-choice", **ASKED_ONLY_WITH.get(key, {})}, str(choices(key)))
+            for key in toggles()
+            if key != "python_version"
+        ),
     ],
 )
 def test_a_bad_answer_is_refused_saying_what_is_allowed_and_nothing_is_written(

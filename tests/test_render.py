@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import math
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
-from jinja2 import Environment, meta
 
+from .support import template_tree
 from .support.matrix import (
+    DEPLOYMENT_QUESTIONS,
     DIMENSIONS,
     PYTHON_DIMENSIONS,
     PYTHON_QUESTIONS,
@@ -20,8 +22,10 @@ from .support.matrix import (
     name_of,
     python_product,
     python_projection,
+    toggles_of,
 )
-from .support.project import TEMPLATE_ROOT, UV, answers_of, install, render, run
+from .support.project import UV, answers_of, install, render, run
+from .support.questions import toggles
 from .support.tools import deploy_check
 from .support.variants import IDENTITY_VARIANTS
 
@@ -148,45 +152,57 @@ def test_the_covering_set_covers_every_pair_and_the_product_is_complete() -> Non
     assert product == {python_projection(a) for a in COVERING + LINT_ONLY}
 
 
-def jinja_names(source: str) -> set[str]:
-    return set(meta.find_undeclared_variables(Environment().parse(source)))
+def test_every_question_with_choices_is_in_the_matrix() -> None:
+    """A new toggle in copier.yml is a dimension of the matrix (support/matrix.py)."""
+    assert toggles_of(list(DIMENSIONS)) == set(toggles())
+    for name, values in DIMENSIONS.items():
+        assert len({name_of(value) for value in values}) == len(values), name
+
+
+def python_like(path: Path) -> bool:
+    name = template_tree.plain(path.name)
+    return name.endswith(".py") or name in {"pyproject.toml", ".python-version", "alembic.ini"}
 
 
 def test_only_python_toggles_reach_python_files() -> None:
     """So the product of PYTHON_DIMENSIONS is every Python variant there is."""
-    template = TEMPLATE_ROOT / "template"
-    python_like = [
-        path
-        for path in template.rglob("*")
-        if path.is_file()
-        and (
-            path.name.removesuffix(".jinja").endswith(".py")
-            or path.name.removesuffix(".jinja")
-            in {"pyproject.toml", ".python-version", "alembic.ini"}
-        )
-    ]
-    assert len(python_like) > 20
+    files = [path for path in template_tree.files() if python_like(path)]
+    assert len(files) > 20
     leaks = {}
-    for path in python_like:
-        relative = str(path.relative_to(template))
-        names = jinja_names(relative)
-        if path.name.endswith(".jinja"):
-            names |= jinja_names(path.read_text())
-        elif names - PYTHON_QUESTIONS:
-            # A verbatim file that another toggle adds or removes is the same text in
-            # every render that has it; the covering set lints and runs it there.
-            names = jinja_names(str(path.parent.relative_to(template)))
-        if names - PYTHON_QUESTIONS - {"_copier_conf"}:
-            leaks[relative] = sorted(names - PYTHON_QUESTIONS)
+    for path in files:
+        outside = template_tree.answers_reaching(path, PYTHON_QUESTIONS)
+        if outside:
+            leaks[template_tree.relative(path)] = sorted(outside)
+    assert leaks == {}
+
+
+def deployment_file(path: Path) -> bool:
+    """What `make deploy-check` reads: compose.yaml, the compose files it includes, deploy/."""
+    plain = PurePosixPath(template_tree.plain(template_tree.relative(path)))
+    return plain.parts[0] == "deploy" or fnmatch.fnmatch(plain.name, "compose*.yaml")
+
+
+def test_only_deployment_toggles_reach_deployment_files() -> None:
+    """So the product of DEPLOYMENT_DIMENSIONS is every deployment variant there is."""
+    files = [path for path in template_tree.files() if deployment_file(path)]
+    assert {PurePosixPath(template_tree.plain(template_tree.relative(p))).name for p in files} >= {
+        "compose.yaml",
+        "Chart.yaml",
+        "stack.yaml",
+    }
+    leaks = {}
+    for path in files:
+        outside = template_tree.answers_reaching(path, DEPLOYMENT_QUESTIONS)
+        if outside:
+            leaks[template_tree.relative(path)] = sorted(outside)
     assert leaks == {}
 
 
 def test_only_what_interpolates_is_a_template() -> None:
     """A `.jinja` file must use Jinja; every other file is copied verbatim."""
-    template = Path(__file__).resolve().parents[1] / "template"
     needless = [
-        str(path.relative_to(template))
-        for path in template.rglob("*.jinja")
+        template_tree.relative(path)
+        for path in template_tree.TEMPLATE.rglob("*.jinja")
         if not re.search(r"\{\{|\{%", path.read_text())
     ]
     assert needless == []

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
+from .support.jobs import wait_for_job
 from .support.project import answers_of, project_python, tool_env
 from .support.service import Service
 
@@ -29,16 +28,6 @@ CONTRACT_METRICS = {
 def service(default_project: Path) -> Iterator[Service]:
     with Service(default_project) as running:
         yield running
-
-
-def wait_for_job(client: httpx.Client, job_id: str, status: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["status"] == status:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not reach {status}: {job}")
 
 
 def test_health_and_readiness(service: Service) -> None:

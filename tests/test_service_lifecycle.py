@@ -6,35 +6,13 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
+from .support.jobs import job, submit
+from .support.polling import wait_until
 from .support.service import Service
-
-
-def submit(client: httpx.Client, seconds: float) -> str:
-    response = client.post("/api/v1/jobs", json={"kind": "sleep", "payload": {"seconds": seconds}})
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["id"]
-    return job_id
-
-
-def job(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
-    return found
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
@@ -62,9 +40,10 @@ def test_sigterm_drains_running_jobs_then_requeues_the_rest(
     with first.client() as client:
         short = [submit(client, 1.0) for _ in range(2)]
         long = [submit(client, 6.0) for _ in range(2)]
-        eventually(
+        wait_until(
             lambda: all(job(client, j)["status"] == "running" for j in short + long),
-            "all four jobs running",
+            message="all four jobs running",
+            timeout=60,
         )
     sent = time.monotonic()
     code = first.stop(signal.SIGTERM, timeout=30)
@@ -82,9 +61,10 @@ def test_sigterm_drains_running_jobs_then_requeues_the_rest(
                 "succeeded",
                 1,
             )
-        eventually(
+        wait_until(
             lambda: all(job(client, j)["status"] == "succeeded" for j in long),
-            "the re-queued jobs to finish after restart",
+            message="the re-queued jobs to finish after restart",
+            timeout=60,
         )
         for job_id in long:
             assert job(client, job_id)["attempts"] == 1  # the interrupted attempt is not counted
@@ -100,13 +80,18 @@ def test_sigkill_while_jobs_run_reruns_them_after_restart(
     first = Service(default_project, env).start()
     with first.client() as client:
         jobs = [submit(client, 2.0) for _ in range(3)]
-        eventually(lambda: all(job(client, j)["status"] == "running" for j in jobs), "jobs running")
+        wait_until(
+            lambda: all(job(client, j)["status"] == "running" for j in jobs),
+            message="jobs running",
+            timeout=60,
+        )
     first.kill_group()
 
     with Service(default_project, env) as second, second.client() as client:
-        eventually(
+        wait_until(
             lambda: all(job(client, j)["status"] == "succeeded" for j in jobs),
-            "the killed process's jobs to run again",
+            message="the killed process's jobs to run again",
+            timeout=60,
         )
         for job_id in jobs:
             assert job(client, job_id)["attempts"] == 2
@@ -131,7 +116,9 @@ def worker_pids(supervisor: int) -> list[int]:
 def test_two_workers_count_every_request_exactly_once(default_project: Path) -> None:
     with Service(default_project, {"WORKERS": "2", "JOB_CONCURRENCY": "2"}) as service:
         assert service.process is not None
-        eventually(lambda: len(worker_pids(service.process.pid)) == 2, "two workers")
+        wait_until(
+            lambda: len(worker_pids(service.process.pid)) == 2, message="two workers", timeout=60
+        )
         with service.client() as client:
             before = metric_sum(
                 client.get("/metrics").text, "http_requests_total", route="/healthz"
@@ -157,8 +144,10 @@ def test_two_workers_count_every_request_exactly_once(default_project: Path) -> 
 
         with service.client() as client:
             jobs = [submit(client, 0.1) for _ in range(20)]
-            eventually(
-                lambda: all(job(client, j)["status"] == "succeeded" for j in jobs), "jobs done"
+            wait_until(
+                lambda: all(job(client, j)["status"] == "succeeded" for j in jobs),
+                message="jobs done",
+                timeout=60,
             )
             assert {job(client, j)["attempts"] for j in jobs} == {1}
             text = client.get("/metrics").text
@@ -170,7 +159,9 @@ def test_a_dead_workers_running_jobs_leave_the_gauge(default_project: Path) -> N
     env = {"WORKERS": "2", "JOB_CONCURRENCY": "2", "JOB_LEASE_SECONDS": "120"}
     with Service(default_project, env) as service:
         assert service.process is not None
-        eventually(lambda: len(worker_pids(service.process.pid)) == 2, "two workers")
+        wait_until(
+            lambda: len(worker_pids(service.process.pid)) == 2, message="two workers", timeout=60
+        )
 
         def running_gauge() -> float:
             with service.client() as client:
@@ -179,16 +170,23 @@ def test_a_dead_workers_running_jobs_leave_the_gauge(default_project: Path) -> N
         with service.client() as client:
             for _ in range(4):
                 submit(client, 60)
-        eventually(lambda: running_gauge() == 4, "four jobs running over two workers")
+        wait_until(
+            lambda: running_gauge() == 4, message="four jobs running over two workers", timeout=60
+        )
         victim = worker_pids(service.process.pid)[0]
         os.kill(victim, signal.SIGKILL)
-        eventually(lambda: running_gauge() == 2, "the dead worker's jobs to leave jobs_running")
-        eventually(
+        wait_until(
+            lambda: running_gauge() == 2,
+            message="the dead worker's jobs to leave jobs_running",
+            timeout=60,
+        )
+        wait_until(
             lambda: (
                 len(worker_pids(service.process.pid)) == 2
                 and victim not in worker_pids(service.process.pid)
             ),
-            "uvicorn to replace the dead worker",
+            message="uvicorn to replace the dead worker",
+            timeout=60,
         )
 
 

@@ -203,6 +203,7 @@ def test_update_to_the_same_version_with_defaults_changes_nothing(tmp_path: Path
 # Switching a toggle on an existing project gives what a fresh render with the new
 # answers gives. Each toggle lands with its entry here.
 TOGGLE_SWITCHES = [
+    pytest.param({"database": "postgresql"}, id="database-sqlite-to-postgresql"),
     pytest.param({"ci_provider": "gitlab"}, id="ci-github-to-gitlab"),
     pytest.param({"ci_provider": "none"}, id="ci-github-to-none"),
     pytest.param({"secrets_backend": "vault"}, id="secrets-env-to-vault"),
