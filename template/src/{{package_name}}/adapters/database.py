@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
+from typing import Final, Protocol
 
 from sqlalchemy import make_url, text
 from sqlalchemy.engine import URL
@@ -27,19 +27,36 @@ def display_url(url: URL | str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+class WriteProbe(Protocol):
+    """The job store's own account of its writes (adapters/sql_jobs.py)."""
+
+    write_refused: str | None
+
+    async def probe_write(self) -> None: ...
+
+
 class DatabaseCheck:
-    """Readiness: the database answers ``SELECT 1`` within the timeout."""
+    """Readiness: the database answers ``SELECT 1``, and takes writes if they failed."""
 
     name = "database"
 
-    def __init__(self, engine: AsyncEngine, timeout_seconds: float = READINESS_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        timeout_seconds: float = READINESS_TIMEOUT_SECONDS,
+        writes: WriteProbe | None = None,
+    ) -> None:
         self._engine = engine
         self._timeout = timeout_seconds
+        self._writes = writes
 
     async def check(self) -> None:
-        """Round-trip ``SELECT 1``; raises if the database does not answer in time."""
-        async with asyncio.timeout(self._timeout), self._engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        """Round-trip ``SELECT 1``, then a write probe while writes are refused."""
+        async with asyncio.timeout(self._timeout):
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            if self._writes is not None and self._writes.write_refused is not None:
+                await self._writes.probe_write()
 
 
 async def wait_until_reachable(database_url: str, timeout_seconds: float) -> str | None:
@@ -77,4 +94,26 @@ def _reason(error: BaseException) -> str:
     # SQLAlchemy wraps the driver's error as ``orig``; its class name says what
     # happened (ConnectionRefusedError, InvalidPasswordError, NotADirectoryError ...).
     orig = getattr(error, "orig", None)
-    return type(orig if orig is not None else error).__name__
+    name = type(orig if orig is not None else error).__name__
+    refusal = write_refusal(error)
+    return f"{name} ({refusal})" if refusal else name
+
+
+# What SQLite and PostgreSQL say when the store cannot take writes at all, as
+# opposed to a busy or unreachable database: readiness stays off until a write works.
+_WRITE_REFUSALS = {
+    "database or disk is full": "disk full",
+    "could not extend file": "disk full",
+    "no space left on device": "disk full",
+    "readonly database": "read-only",
+    "read-only file system": "read-only",
+    "read-only transaction": "read-only",
+    # SQLite in WAL mode on a read-only volume cannot create its -shm file.
+    "unable to open database file": "cannot open the database file",
+}
+
+
+def write_refusal(error: BaseException) -> str | None:
+    """``disk full`` or ``read-only`` when ``error`` says writes cannot succeed, else None."""
+    text = str(getattr(error, "orig", error)).lower()
+    return next((reason for key, reason in _WRITE_REFUSALS.items() if key in text), None)

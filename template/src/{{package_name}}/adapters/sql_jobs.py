@@ -54,6 +54,7 @@ from ..domain.jobs import (
     PageCursor,
     StorageUnavailableError,
 )
+from .database import write_refusal
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -133,19 +134,6 @@ def _to_job(row: Row[Any]) -> Job:
     )
 
 
-@asynccontextmanager
-async def _unavailable_as_domain_error() -> AsyncIterator[None]:
-    """A database that is down, unreachable or locked: StorageUnavailableError.
-
-    Callers answer 503 (the API) or retry at the next poll (the worker). The
-    message names the error's type only: the driver's text may quote a statement.
-    """
-    try:
-        yield
-    except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
-        raise StorageUnavailableError(type(error).__name__) from error
-
-
 _RELEASED_LEASE = {"lease_owner": None, "lease_expires_at": None}
 
 
@@ -154,16 +142,49 @@ class SqlJobRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Why writes last failed for good (disk full, read-only); None once one works.
+        self.write_refused: str | None = None
+
+    @asynccontextmanager
+    async def _unavailable_as_domain_error(self) -> AsyncIterator[None]:
+        """A database that is down, unreachable, locked or full: StorageUnavailableError.
+
+        Callers answer 503 (the API) or retry at the next poll (the worker). The
+        message names the error's type or a fixed reason only: the driver's text
+        may quote a statement.
+        """
+        try:
+            yield
+        except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
+            refusal = write_refusal(error)
+            if refusal is not None:
+                self.write_refused = refusal
+                raise StorageUnavailableError(f"the job store cannot write: {refusal}") from error
+            raise StorageUnavailableError(type(error).__name__) from error
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        async with _unavailable_as_domain_error(), self._engine.connect() as connection:
+        async with self._unavailable_as_domain_error(), self._engine.connect() as connection:
             yield connection
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with _unavailable_as_domain_error(), self._engine.begin() as connection:
+        async with self._unavailable_as_domain_error(), self._engine.begin() as connection:
             yield connection
+
+    async def probe_write(self) -> None:
+        """Rewrite one row as it is; StorageUnavailableError while writes are refused.
+
+        Readiness calls this only after a write was refused, so that it turns back
+        on by itself once the disk has room again (no traffic reaches a pod that
+        is not ready, so a submission would never clear it).
+        """
+        oldest = select(jobs.c.id).order_by(jobs.c.created_at).limit(1).scalar_subquery()
+        async with self._transaction() as connection:
+            await connection.execute(
+                update(jobs).where(jobs.c.id == oldest).values(updated_at=jobs.c.updated_at)
+            )
+        self.write_refused = None
 
     async def add(
         self,
@@ -191,6 +212,7 @@ class SqlJobRepository:
         }
         async with self._transaction() as connection:
             row = (await connection.execute(jobs.insert().values(values).returning(jobs))).one()
+        self.write_refused = None
         return _to_job(row)
 
     async def get(self, job_id: UUID) -> Job:
