@@ -54,9 +54,14 @@ lint: setup
 	$(UV) run ruff check extensions tests bench docs/hooks
 	$(UV) run ruff format --check extensions tests bench docs/hooks
 
-bench: setup system-deps  ## Observability cost against bare FastAPI (prints ratios)
+bench: setup system-deps  ## Observability cost against bare FastAPI, then job throughput (prints ratios)
 	$(UV) sync --frozen --quiet --group bench
 	$(UV) run python bench/run.py
+	$(UV) run python bench/jobs.py
+
+.PHONY: bench-jobs
+bench-jobs: setup  ## Jobs/s from submit to succeeded: SQLite and PostgreSQL, 1 and 2 processes
+	$(UV) run python bench/jobs.py
 
 docs: setup
 	$(UV) run --group docs mkdocs build --strict
