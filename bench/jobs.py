@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from copier import run_copy
 from copier.errors import DirtyLocalWarning
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
@@ -752,6 +753,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="DATABASE=PATH",
         help="a rendered, installed project to use for that database instead of rendering",
     )
+    parser.add_argument(
+        "--ref",
+        metavar="COMMIT",
+        help="render this commit (HEAD for the last one) instead of the working tree,"
+        " which includes uncommitted changes",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the samples here")
     parser.add_argument(
         "--keep",
@@ -761,8 +768,38 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def resolve_ref(ref: str) -> str:
+    """The commit ``ref`` names in this repository."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"--ref {ref!r}: not a commit here ({result.stderr.strip()})")
+    return result.stdout.strip()
+
+
+def render_at(dest: Path, database: str, commit: str | None) -> Path:
+    """The service rendered from the working tree (as the tests do), or from ``commit``."""
+    if commit is None:
+        return render(dest, database=database)
+    run_copy(
+        str(REPO_ROOT),
+        dest,
+        data={"database": database},
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        vcs_ref=commit,
+    )
+    return dest
+
+
 def prepare_projects(
-    databases: Sequence[str], given: Mapping[str, Path], workdir: Path
+    databases: Sequence[str], given: Mapping[str, Path], workdir: Path, commit: str | None
 ) -> dict[str, Path]:
     projects = {}
     for database in databases:
@@ -775,9 +812,10 @@ def prepare_projects(
             projects[database] = project
             continue
         dest = workdir / f"project-{database}"
-        progress(f"rendering and installing the service (database={database}) in {dest}")
+        source = f"commit {commit[:12]}" if commit else "the working tree"
+        progress(f"rendering {source} (database={database}) and installing it in {dest}")
         try:
-            install(render(dest, database=database))
+            install(render_at(dest, database, commit))
         except AssertionError as error:  # tests/support/project.py's failed command
             raise BenchError(
                 f"the service (database={database}) does not install:\n{error}"
@@ -839,10 +877,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Renders the working tree; Copier's user settings stay out (as in tests/conftest.py).
     os.environ["COPIER_SETTINGS_PATH"] = str(REPO_ROOT / "tests" / "copier-settings.yml")
     warnings.filterwarnings("ignore", category=DirtyLocalWarning)
+    commit = resolve_ref(arguments.ref) if arguments.ref else None
     load_at_start = os.getloadavg()
     samples: list[Sample] = []
     with _scratch(arguments.keep) as workdir:
-        projects = prepare_projects(databases, given, workdir)
+        projects = prepare_projects(databases, given, workdir, commit)
         serial = 0
         for round_number in range(1, arguments.rounds + 1):
             for config in configs:
@@ -882,6 +921,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" connections, after {arguments.warmup_jobs} warm-up jobs; {arguments.rounds} round(s);"
         " every process WORKERS=1, LOG_LEVEL=info, logs to a file"
     )
+    source = f"commit {commit}" if commit else "the working tree"
+    for database, project in projects.items():
+        made = "given" if database in given else f"rendered from {source}"
+        print(f"{database}: {project} ({made})")
     if options.env:
         print(f"every process also: {' '.join(f'{k}={v}' for k, v in options.env.items())}")
     print()
