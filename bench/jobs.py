@@ -35,7 +35,7 @@ import time
 import urllib.parse
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -188,10 +188,51 @@ class Postgres:
         finally:
             self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def backend_pids(self, name: str) -> list[int]:
-        """Server processes serving connections to database ``name``."""
-        out = self.psql(f"SELECT pid FROM pg_stat_activity WHERE datname = '{name}'")
-        return [int(line) for line in out.split()]
+
+class BackendCpu:
+    """CPU time of the PostgreSQL backends serving one database, read from /proc.
+
+    A backend is found by its process title (``postgres: 15/main: USER DB ...``).
+    ``sample()`` runs a few times a second during a run: a backend opened during
+    the run counts from zero, and one that closed keeps its last sample (the pool
+    closes overflow connections as they come back).
+    """
+
+    def __init__(self, user: str, database: str) -> None:
+        self._marker = f": {user} {database} ".encode()
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+
+    def _scan(self) -> dict[int, float]:
+        found = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = Path(entry.path, "cmdline").read_bytes()
+            except OSError:
+                continue
+            if self._marker in title:
+                found[int(entry.name)] = cpu_seconds(int(entry.name))
+        return found
+
+    def start(self) -> None:
+        self._first = self._scan()
+        self._last = dict(self._first)
+
+    def sample(self) -> None:
+        for pid, seconds in self._scan().items():
+            self._first.setdefault(pid, 0.0)
+            self._last[pid] = max(seconds, self._last.get(pid, 0.0))
+
+    def seconds(self) -> float:
+        return sum(self._last[pid] - self._first.get(pid, 0.0) for pid in self._last)
+
+
+async def sample_until_cancelled(meter: BackendCpu, interval: float = 0.25) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        meter.sample()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -488,7 +529,7 @@ async def measure(
     database_url: str,
     options: Options,
     log_dir: Path,
-    backends: Callable[[], list[int]] | None,
+    backends: BackendCpu | None,
 ) -> Sample:
     """Boot ``config.processes`` processes on one database, warm up, then measure."""
     env = {
@@ -512,8 +553,10 @@ async def measure(
 
         pids = [server.pid for server in servers]
         cpu_before = sum(cpu_seconds(pid) for pid in pids)
-        db_pids = backends() if backends else []
-        db_before = {pid: cpu_seconds(pid) for pid in db_pids}
+        sampler = None
+        if backends is not None:
+            backends.start()
+            sampler = asyncio.create_task(sample_until_cancelled(backends))
         client_before = time.process_time()
         load = os.getloadavg()[0]
         started = time.time()
@@ -523,9 +566,10 @@ async def measure(
         cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         client_cpu = time.process_time() - client_before
         db_cpu = None
-        if backends:
-            # Backends opened during the run count from zero; ones that closed are lost.
-            db_cpu = sum(cpu_seconds(pid) - db_before.get(pid, 0.0) for pid in backends())
+        if backends is not None and sampler is not None:
+            sampler.cancel()
+            backends.sample()
+            db_cpu = backends.seconds()
 
         stored = await all_jobs(ports[0])
     finally:
@@ -596,7 +640,7 @@ async def run_config(
             url,
             options,
             log_dir,
-            lambda: postgres.backend_pids(name),
+            BackendCpu(postgres.user, name),
         )
 
 
