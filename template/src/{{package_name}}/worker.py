@@ -18,10 +18,11 @@ import asyncio
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from .domain.jobs import Job, retry_delay
+from .domain.jobs import Job, StorageUnavailableError, retry_delay
 from .domain.kinds import JobKinds
 from .domain.ports import JobRepository
 from .observability.hooks import ObservabilityHooks
@@ -35,6 +36,8 @@ from .observability.metrics import (
 )
 
 _ERROR_MAX_CHARS: Final = 2_000
+_OUTCOME_RETRY_FIRST_SECONDS: Final = 0.05
+_OUTCOME_RETRY_MAX_SECONDS: Final = 2.0
 _QUEUE_REPORT_SECONDS: Final = 5.0
 
 
@@ -78,6 +81,8 @@ class Worker:
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         # Loop time until which each running job's lease is known to be held.
         self._held_until: dict[uuid.UUID, float] = {}
+        # Jobs whose handler returned and whose outcome is being written.
+        self._recording: set[uuid.UUID] = set()
 
     @property
     def running_jobs(self) -> int:
@@ -201,17 +206,45 @@ class Worker:
                 error = TimeoutError(f"the job ran past its {timeout:g} s timeout")
             await self._record_failure(job, error)
         else:
-            if await self._store.succeed(job.id, self.owner, result):
+            if await self._record(job, lambda: self._store.succeed(job.id, self.owner, result)):
                 JOBS_FINISHED.labels(job.kind, "succeeded").inc()
                 self._log.info("job succeeded", attempt=job.attempts)
             else:
                 self._log.warning("job finished after its lease was lost; result dropped")
 
+    async def _record(self, job: Job, write: Callable[[], Awaitable[bool]]) -> bool:
+        """Write the job's outcome, retrying a busy or unreachable store while the lease
+        is still ours: dropping the outcome would run the job again once it expired.
+
+        The run is over: while the write is retried, lease renewal must not cancel
+        this task (its row may already show the outcome).
+        """
+        self._recording.add(job.id)
+        pause = _OUTCOME_RETRY_FIRST_SECONDS
+        try:
+            while True:
+                try:
+                    return await write()
+                except StorageUnavailableError as error:
+                    loop = asyncio.get_running_loop()
+                    until = self._held_until.get(job.id, loop.time())
+                    if loop.time() + pause >= until - self._options.lease_seconds / 3:
+                        raise
+                    self._log.warning(
+                        "recording the job's outcome failed; retrying", error=str(error)
+                    )
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _OUTCOME_RETRY_MAX_SECONDS)
+        finally:
+            self._recording.discard(job.id)
+
     async def _record_failure(self, job: Job, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}"[:_ERROR_MAX_CHARS]
         if job.attempts < job.max_attempts:
             delay = retry_delay(job.attempts, self._options.retry_backoff_seconds)
-            if await self._store.retry_later(job.id, self.owner, message, delay):
+            if await self._record(
+                job, lambda: self._store.retry_later(job.id, self.owner, message, delay)
+            ):
                 JOBS_RETRIED.labels(job.kind).inc()
                 self._log.warning(
                     "job attempt failed; retrying",
@@ -220,7 +253,7 @@ class Worker:
                     error=message,
                 )
             return
-        if await self._store.fail(job.id, self.owner, message):
+        if await self._record(job, lambda: self._store.fail(job.id, self.owner, message)):
             JOBS_FINISHED.labels(job.kind, "failed").inc()
             self._log.error("job failed", attempt=job.attempts, error=message)
 
@@ -259,6 +292,8 @@ class Worker:
 
     def _cancel(self, job_id: uuid.UUID, message: str) -> None:
         task = self._running.get(job_id)
+        if job_id in self._recording:
+            return  # the run is over; its outcome is being written (fenced by the lease)
         if task is not None and not task.done():
             self._log.warning(message, job_id=str(job_id))
             task.cancel()
