@@ -10,7 +10,7 @@ import binascii
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -87,18 +87,22 @@ class PageCursor:
 
     @classmethod
     def decode(cls, text: str) -> PageCursor:
-        """Parse a cursor from a previous page; InvalidJobError if it is not one."""
+        """Parse a cursor from a previous page; InvalidJobError if it is not one.
+
+        The time comes back in UTC, as stored. One whose offset moves it out of
+        datetime's range (year 1 or 9999 at the edge) is no cursor of ours either.
+        """
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
             created_at, _, job_id = raw.partition("|")
-            cursor = cls(datetime.fromisoformat(created_at), UUID(job_id))
-        except (ValueError, binascii.Error) as error:
+            moment = datetime.fromisoformat(created_at)
+            if moment.tzinfo is None:
+                msg = "a cursor's time must carry its offset"
+                raise ValueError(msg)
+            return cls(moment.astimezone(UTC), UUID(job_id))
+        except (ValueError, OverflowError, binascii.Error) as error:
             field = FieldError("query.cursor", "is not a cursor from a previous page", "cursor")
             raise InvalidJobError([field]) from error
-        if cursor.created_at.tzinfo is None:
-            field = FieldError("query.cursor", "is not a cursor from a previous page", "cursor")
-            raise InvalidJobError([field])
-        return cursor
 
 
 @dataclass(frozen=True, slots=True)
