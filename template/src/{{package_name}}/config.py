@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     job_retry_backoff_seconds: PositiveSeconds = 2.0
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
 
+    # What one client may ask of the server (docs/design.md, "Request limits").
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1, le=1_073_741_824)
+    request_body_timeout_seconds: PositiveSeconds = 10.0
+    max_request_header_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
+    limit_concurrency: int = Field(default=512, ge=1, le=65_535)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=3600)
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:

@@ -22,6 +22,8 @@ from .api.dependencies import ApiState
 from .api.errors import install_error_handlers
 from .api.health import add_operations_routes
 from .api.jobs import add_job_routes
+from .api.limits import RequestBodyLimitMiddleware
+from .api.openapi import document_job_kinds
 from .config import Settings
 from .domain.handlers import DEFAULT_KINDS
 from .domain.job_service import JobService
@@ -131,5 +133,11 @@ def create_app(
     install_error_handlers(app)
     add_operations_routes(app)
     add_job_routes(app)
+    document_job_kinds(app, kinds)
+    app.add_middleware(
+        RequestBodyLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        timeout_seconds=settings.request_body_timeout_seconds,
+    )
     app.add_middleware(RequestObservabilityMiddleware, hooks=hooks)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import FastAPI, Query, Response
@@ -11,12 +11,28 @@ from fastapi import FastAPI, Query, Response
 from ..domain.jobs import JobStatus
 from ..observability.logs import get_logger
 from ..observability.metrics import JOBS_SUBMITTED
+from ..problems import PROBLEM_JSON
 from .dependencies import JobServiceDep
 from .schemas import JobList, JobOut, JobSubmission, Problem
 
 PREFIX = "/api/v1/jobs"
 _log = get_logger("jobs")
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+_PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {**_PROBLEM, "description": description}
+
+
+# What POST answers besides 202, and why (docs/design.md, "Request limits").
+_SUBMISSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _problem("The body is not JSON text the service can read: not UTF-8, or nested too deep."),
+    408: _problem("The body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS."),
+    413: _problem("The body is, or declares it is, larger than MAX_REQUEST_BODY_BYTES."),
+    422: _problem(
+        "Malformed JSON, an unknown kind, a payload the kind refuses, or one nested too deep."
+    ),
+}
 
 
 async def submit_job(submission: JobSubmission, response: Response, jobs: JobServiceDep) -> JobOut:
@@ -52,7 +68,7 @@ def add_job_routes(app: FastAPI) -> None:
         methods=["POST"],
         status_code=202,
         tags=tags,
-        responses={422: _PROBLEM},
+        responses=_SUBMISSION_ERRORS,
     )
     app.add_api_route(
         f"{PREFIX}/{{job_id}}",

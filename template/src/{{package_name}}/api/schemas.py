@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..domain.jobs import Job, JobPage, JobStatus
+
+# Levels of objects and arrays a payload may nest, itself included: deep enough for
+# any real job, shallow enough that storing and serialising it never recurses far.
+MAX_PAYLOAD_DEPTH: Final = 32
+
+
+def nesting_depth(value: object) -> int:
+    """How many objects and arrays deep ``value`` nests (a scalar is 0), without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _shallow(payload: dict[str, Any]) -> dict[str, Any]:
+    if nesting_depth(payload) > MAX_PAYLOAD_DEPTH:
+        msg = f"nests deeper than {MAX_PAYLOAD_DEPTH} levels of objects and arrays"
+        raise ValueError(msg)
+    return payload
 
 
 class JobSubmission(BaseModel):
@@ -17,7 +42,9 @@ class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(min_length=1, max_length=100, examples=["sleep"])
-    payload: dict[str, Any] = Field(default_factory=dict, examples=[{"seconds": 1}])
+    payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(
+        default_factory=dict, examples=[{"seconds": 1}]
+    )
 
 
 class JobOut(BaseModel):

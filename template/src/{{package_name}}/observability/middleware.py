@@ -26,7 +26,8 @@ from .metrics import HttpMetrics
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 UNMATCHED_ROUTE: Final = "unmatched"
-_SANE_REQUEST_ID: Final = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+# Matched whole (fullmatch: "$" would also let a trailing newline through into the logs).
+_SANE_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _SERVER_ERROR_BODY: Final = orjson.dumps(
     problem(500, "The server could not complete the request; it has been logged.")
 )
@@ -58,7 +59,7 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes:
     """The caller's request id if it is sane, else a new one."""
     for name, value in headers:
         if name == REQUEST_ID_HEADER:
-            if _SANE_REQUEST_ID.match(value):
+            if _SANE_REQUEST_ID.fullmatch(value):
                 return value
             break
     return _request_ids.new()
