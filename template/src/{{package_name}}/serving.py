@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from . import SERVICE_NAME
 from .adapters.database import wait_until_reachable
 from .config import Settings, describe_errors
+from .http_protocol import BoundedHttpToolsProtocol
 from .integrations.base import EXIT_DEPENDENCY_UNAVAILABLE, StartupError
 from .observability.logs import configure_logging, get_logger
 
@@ -99,6 +100,11 @@ def main() -> int:
             log_config=None,
             access_log=False,
             server_header=False,
+            # Bounds on what one client may hold (docs/design.md, "Request limits").
+            http=BoundedHttpToolsProtocol,
+            h11_max_incomplete_event_size=settings.max_request_header_bytes,
+            limit_concurrency=settings.limit_concurrency,
+            timeout_keep_alive=settings.keep_alive_timeout_seconds,
         )
     finally:
         if created_directory is not None:
