@@ -11,13 +11,13 @@ from fastapi import FastAPI, Query, Response
 from ..domain.jobs import JobStatus
 from ..observability.logs import get_logger
 from ..observability.metrics import JOBS_SUBMITTED
-from ..problems import PROBLEM_JSON
 from .dependencies import JobServiceDep
 from .schemas import JobList, JobOut, JobSubmission, Problem
 
 PREFIX = "/api/v1/jobs"
 _log = get_logger("jobs")
-_PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
+# The literal, not problems.PROBLEM_JSON: the POST path stays the eight files it is.
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
 
 def _problem(description: str) -> dict[str, Any]:
