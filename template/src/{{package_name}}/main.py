@@ -28,7 +28,7 @@ from .config import Settings
 from .domain.handlers import DEFAULT_KINDS
 from .domain.job_service import JobService
 from .domain.kinds import JobKinds
-from .domain.ports import ReadinessCheck
+from .domain.ports import LivenessCheck, ReadinessCheck
 from .integrations import installed
 from .integrations.base import Integration
 from .lifecycle import Lifecycle
@@ -64,8 +64,10 @@ def _lifespan(
         log = get_logger("lifecycle")
         async with AsyncExitStack() as stack:
             readiness: list[ReadinessCheck] = []
+            liveness: list[LivenessCheck] = []
             for integration in integrations:
                 readiness.extend(await stack.enter_async_context(integration.running()))
+                liveness.extend(integration.liveness_checks())
             engine = create_engine(settings.database_url.get_secret_value())
             stack.push_async_callback(engine.dispose)
             hooks.instrument_engine(engine)
@@ -83,7 +85,10 @@ def _lifespan(
             lifecycle = Lifecycle()
             lifecycle.on_shutdown(worker.stop)
             state = ApiState(
-                jobs=jobs, readiness=[DatabaseCheck(engine), *readiness], lifecycle=lifecycle
+                jobs=jobs,
+                readiness=[DatabaseCheck(engine), *readiness],
+                lifecycle=lifecycle,
+                liveness=liveness,
             )
             with lifecycle.shutdown_on_signals():
                 worker_task = asyncio.create_task(worker.run(), name="job-worker")

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..domain.job_service import JobService
-from ..domain.ports import ReadinessCheck
+from ..domain.ports import LivenessCheck, ReadinessCheck
 from ..lifecycle import Lifecycle
 
 
@@ -25,6 +25,7 @@ class ApiState:
     jobs: JobService
     readiness: Sequence[ReadinessCheck]
     lifecycle: Lifecycle
+    liveness: Sequence[LivenessCheck] = ()
 
 
 def get_state(request: Request) -> ApiState:

@@ -1,10 +1,11 @@
 """The one seam for optional integrations (Vault, tracing): what the core asks of them.
 
 An integration may add settings sources above the environment, run something for
-the application's life (a token keeper, the tracing SDK), add readiness checks
-and provide the observability hooks. Every method has a do-nothing default, so
-an integration overrides only what it uses. ``integrations/__init__.py`` lists
-the ones this service was rendered with; ``main.py`` and ``config.py`` call them.
+the application's life (a token keeper, the tracing SDK), add readiness and
+liveness checks and provide the observability hooks. Every method has a
+do-nothing default, so an integration overrides only what it uses.
+``integrations/__init__.py`` lists the ones this service was rendered with;
+``main.py`` and ``config.py`` call them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from ..domain.ports import ReadinessCheck
+from ..domain.ports import LivenessCheck, ReadinessCheck
 from ..observability.hooks import ObservabilityHooks
 
 # serving.main exits with this when a dependency cannot be used at start (2 is a bad setting).
@@ -29,7 +30,7 @@ class StartupError(Exception):
 
 
 class Integration:
-    """An optional part of the service, plugged in through these four methods."""
+    """An optional part of the service, plugged in through these five methods."""
 
     name = "integration"
 
@@ -51,3 +52,8 @@ class Integration:
         stopped, in the reverse order of ``installed()``.
         """
         yield ()
+
+    def liveness_checks(self) -> Sequence[LivenessCheck]:
+        """What /healthz asks once ``running()`` has been entered: one failing means only
+        a restart of the process can help (never just a dependency being down)."""
+        return ()
