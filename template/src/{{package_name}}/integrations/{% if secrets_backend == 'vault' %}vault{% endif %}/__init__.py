@@ -3,7 +3,7 @@
 - settings.py: the VAULT_* variables;
 - client.py: hvac calls, failures turned into reasons safe to log;
 - session.py: the one login per process, and the secret as a settings source;
-- keeper.py: token renewal off the event loop, and the readiness check.
+- keeper.py: token renewal off the event loop, and the readiness and liveness checks.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from ...domain.ports import ReadinessCheck
+from ...domain.ports import LivenessCheck, ReadinessCheck
 from ..base import Integration
-from .keeper import start_keeper
+from .keeper import TokenKeeper, start_keeper
 from .session import VaultSettingsSource
 
 
@@ -23,6 +23,9 @@ class VaultIntegration(Integration):
     """The Vault secret above the environment; the token renewed while the app runs."""
 
     name = "vault"
+
+    def __init__(self) -> None:
+        self._keeper: TokenKeeper | None = None
 
     def settings_sources(
         self, settings_cls: type[BaseSettings]
@@ -37,7 +40,13 @@ class VaultIntegration(Integration):
         if keeper is None:
             yield ()
             return
+        self._keeper = keeper
         try:
             yield (keeper,)
         finally:
+            self._keeper = None
             await keeper.stop()
+
+    def liveness_checks(self) -> Sequence[LivenessCheck]:
+        """The running keeper: once it has no valid token and cannot get one, restart."""
+        return () if self._keeper is None else (self._keeper,)

@@ -1,4 +1,4 @@
-"""Vault over HTTP through hvac: log in, renew, look up the token, read the KV v2 secret.
+"""Vault over HTTP through hvac: log in, renew, revoke, look up the token, read the KV v2 secret.
 
 Every method here is synchronous and talks to Vault over the network. Callers in
 the running service use them through ``asyncio.to_thread`` (see keeper.py);
@@ -34,8 +34,21 @@ class Lease:
 
 
 class VaultCallError(Exception):
-    """A Vault call failed; ``str()`` is a reason safe to log."""
+    """A Vault call failed; ``str()`` is a reason safe to log.
 
+    ``refused``: Vault answered and turned the request down (401, 403, or 400 for a
+    login): asking again with the same token or credentials cannot succeed. Anything
+    else (unreachable, sealed, a 5xx, a file not readable) may pass.
+    """
+
+    def __init__(self, reason: str, *, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
+
+
+# A revoked or expired token is a 403 ("permission denied"); a wrong AppRole secret id
+# or Kubernetes JWT is a 400.
+_REFUSALS = (exceptions.Unauthorized, exceptions.Forbidden, exceptions.InvalidRequest)
 
 _REASONS: list[tuple[type[Exception], str]] = [
     (exceptions.Unauthorized, "credentials refused (unauthorized)"),
@@ -87,7 +100,13 @@ class HvacSession:
         self.settings = settings
         self.can_login = settings.auth_method != "token"
         token = settings.token.get_secret_value() if settings.token else None
-        self._client = hvac.Client(
+        self._client = self._new_client(token)
+        # The token a login replaced, until revoke_replaced() revokes it.
+        self._replaced: str | None = None
+
+    def _new_client(self, token: str | None) -> hvac.Client:
+        settings = self.settings
+        return hvac.Client(
             url=settings.addr,
             token=token,
             verify=str(settings.cacert) if settings.cacert else True,
@@ -98,16 +117,21 @@ class HvacSession:
         try:
             return call(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - turned into a safe, typed failure
-            raise VaultCallError(f"{what}: {_reason(error)}") from None
+            refused = isinstance(error, _REFUSALS)
+            raise VaultCallError(f"{what}: {_reason(error)}", refused=refused) from None
 
     def login(self) -> Lease:
-        """Authenticate with the configured method; the client keeps the new token."""
+        """Authenticate with the configured method; the client keeps the new token.
+
+        With token auth this is the token's own lookup. Otherwise the token the
+        client held before is kept aside for ``revoke_replaced``.
+        """
         settings = self.settings
         method = settings.auth_method
         auth = self._client.auth
         if method == "token":
-            data = self._call("token lookup", auth.token.lookup_self)["data"]
-            return Lease(float(data["ttl"]), bool(data["renewable"]))
+            return self.lookup()
+        previous = self._client.token
         if method == "approle":
             response = self._call(
                 "approle login",
@@ -124,16 +148,32 @@ class HvacSession:
                 jwt=read_k8s_token(settings),
                 mount_point=settings.k8s_mount,
             )
-        return _lease(f"{method} login", response)
+        lease = _lease(f"{method} login", response)
+        if previous and previous != self._client.token:
+            self._replaced = previous
+        return lease
+
+    def revoke_replaced(self) -> bool:
+        """Revoke the token the last login replaced (with that token); False if none."""
+        replaced, self._replaced = self._replaced, None
+        if replaced is None:
+            return False
+        old = self._new_client(replaced)
+        try:
+            self._call("revoking the replaced token", old.auth.token.revoke_self)
+        finally:
+            old.adapter.close()
+        return True
+
+    def lookup(self) -> Lease:
+        """The current token's own lookup: the TTL it has left, and whether it renews."""
+        data = self._call("token lookup", self._client.auth.token.lookup_self)["data"]
+        return Lease(float(data["ttl"]), bool(data["renewable"]))
 
     def renew(self) -> Lease:
         """Extend the current token's TTL (Vault caps it at the token's max TTL)."""
         response = self._call("token renewal", self._client.auth.token.renew_self)
         return _lease("token renewal", response)
-
-    def check(self) -> None:
-        """A cheap authenticated call: the token's own lookup."""
-        self._call("token lookup", self._client.auth.token.lookup_self)
 
     def read_secret(self) -> dict[str, Any]:
         """The latest version of the service's KV v2 secret."""

@@ -41,8 +41,9 @@ class VaultSession(Protocol):
     can_login: bool
 
     def login(self) -> Lease: ...
+    def revoke_replaced(self) -> bool: ...
+    def lookup(self) -> Lease: ...
     def renew(self) -> Lease: ...
-    def check(self) -> None: ...
     def read_secret(self) -> dict[str, Any]: ...
 
 
@@ -104,6 +105,10 @@ def open_session(
                 )
                 raise VaultStartupError(msg) from None
             sleep(delay)
+    if cached is not None:
+        # The settings load's token, if still valid, would otherwise live out its TTL.
+        with contextlib.suppress(VaultCallError):
+            session.revoke_replaced()
     _sessions[settings] = (session, lease)
     return session, lease
 
