@@ -36,7 +36,12 @@ class Settings(BaseSettings):
 
     job_concurrency: int = Field(default=4, ge=1, le=256)
     job_max_attempts: int = Field(default=3, ge=1, le=100)
-    job_lease_seconds: PositiveSeconds = 30.0
+    # A dead process's running jobs run again about one lease after it died.
+    job_lease_seconds: PositiveSeconds = 15.0
+    # A handler running longer fails its attempt (kinds may set their own).
+    job_timeout_seconds: PositiveSeconds = 600.0
+    # Finished jobs are deleted this long after they finished (default 3 days).
+    job_retention_seconds: float = Field(default=259_200.0, gt=0, le=10 * 365 * 86_400)
     job_poll_interval_seconds: PositiveSeconds = 1.0
     job_retry_backoff_seconds: PositiveSeconds = 2.0
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
@@ -47,6 +52,9 @@ class Settings(BaseSettings):
     max_request_header_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
     limit_concurrency: int = Field(default=512, ge=1, le=65_535)
     keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=3600)
+    # After SIGTERM, readiness is 503 this long before the listener closes, so load
+    # balancers stop sending first (0: Kubernetes' preStop pause does that instead).
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0, le=300)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from . import SERVICE_NAME, __version__
 from .adapters.database import DatabaseCheck, create_engine, display_url
+from .adapters.engine import DatabaseUsage
 from .adapters.migrations import upgrade_to_head
 from .adapters.sql_jobs import SqlJobRepository
 from .api.dependencies import ApiState
@@ -29,6 +30,7 @@ from .domain.handlers import DEFAULT_KINDS
 from .domain.job_service import JobService
 from .domain.kinds import JobKinds
 from .domain.ports import LivenessCheck, ReadinessCheck
+from .housekeeping import Housekeeper, HousekeepingOptions
 from .integrations import installed
 from .integrations.base import Integration
 from .lifecycle import Lifecycle
@@ -50,6 +52,7 @@ def _worker_options(settings: Settings) -> WorkerOptions:
         poll_interval_seconds=settings.job_poll_interval_seconds,
         retry_backoff_seconds=settings.job_retry_backoff_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        job_timeout_seconds=settings.job_timeout_seconds,
     )
 
 
@@ -82,16 +85,23 @@ def _lifespan(
                 on_submitted=lambda _job: worker.notify(),
                 trace_context=hooks.job_trace_context,
             )
-            lifecycle = Lifecycle()
+            housekeeper = Housekeeper(
+                repository,
+                DatabaseUsage(engine),
+                HousekeepingOptions(retention_seconds=settings.job_retention_seconds),
+            )
+            lifecycle = Lifecycle(delay_seconds=settings.shutdown_delay_seconds)
             lifecycle.on_shutdown(worker.stop)
+            lifecycle.on_shutdown(housekeeper.stop)
             state = ApiState(
                 jobs=jobs,
-                readiness=[DatabaseCheck(engine), *readiness],
+                readiness=[DatabaseCheck(engine, writes=repository), *readiness],
                 lifecycle=lifecycle,
                 liveness=liveness,
             )
             with lifecycle.shutdown_on_signals():
                 worker_task = asyncio.create_task(worker.run(), name="job-worker")
+                housekeeping_task = asyncio.create_task(housekeeper.run(), name="housekeeping")
                 log.info("service started", database=display_url(engine.url), version=__version__)
                 try:
                     yield {"api": state}
@@ -99,7 +109,7 @@ def _lifespan(
                     lifecycle.begin_shutdown()
                     timeout = settings.shutdown_grace_seconds + _WORKER_STOP_MARGIN_SECONDS
                     async with asyncio.timeout(timeout):
-                        await worker_task
+                        await asyncio.gather(worker_task, housekeeping_task)
         log.info("service stopped")
 
     return lifespan

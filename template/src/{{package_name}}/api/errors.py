@@ -106,8 +106,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageUnavailableError)
     async def storage_unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
         _log.warning("job store unavailable", path=request.url.path, error=str(exc))
+        reason = str(exc)
+        detail = (
+            f"{reason[0].upper()}{reason[1:]}; retry shortly."
+            if reason.startswith("the job store cannot write")
+            else "The job store is unavailable for now; retry shortly."
+        )
         return problem_response(
             503,
-            "The job store is unavailable for now; retry shortly.",
+            detail,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
