@@ -1,4 +1,4 @@
-"""Settings: each integration's sources (the Vault secret), environment variables, `.env`, then the defaults below."""
+"""Settings: each integration's sources (a secrets store), environment variables, `.env`, then the defaults below."""
 
 from __future__ import annotations
 

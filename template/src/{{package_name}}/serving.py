@@ -2,7 +2,7 @@
 
 Order matters here: settings are validated before anything starts (a bad value
 is one line on stderr and exit status 2), a dependency that cannot be used (the
-database, Vault) is one line and exit status 3, and the metrics directory is
+database, a secrets store) is one line and exit status 3, and the metrics directory is
 prepared before prometheus_client is first imported, which happens when uvicorn
 imports the application.
 """

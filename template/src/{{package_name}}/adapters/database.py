@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .engine import URL_SCHEME, create_engine
+from .sql_jobs import write_refusal
 
 READINESS_TIMEOUT_SECONDS: Final = 2.0
 START_RETRY_PAUSE_SECONDS: Final = 0.5
@@ -97,23 +98,3 @@ def _reason(error: BaseException) -> str:
     name = type(orig if orig is not None else error).__name__
     refusal = write_refusal(error)
     return f"{name} ({refusal})" if refusal else name
-
-
-# What SQLite and PostgreSQL say when the store cannot take writes at all, as
-# opposed to a busy or unreachable database: readiness stays off until a write works.
-_WRITE_REFUSALS = {
-    "database or disk is full": "disk full",
-    "could not extend file": "disk full",
-    "no space left on device": "disk full",
-    "readonly database": "read-only",
-    "read-only file system": "read-only",
-    "read-only transaction": "read-only",
-    # SQLite in WAL mode on a read-only volume cannot create its -shm file.
-    "unable to open database file": "cannot open the database file",
-}
-
-
-def write_refusal(error: BaseException) -> str | None:
-    """``disk full`` or ``read-only`` when ``error`` says writes cannot succeed, else None."""
-    text = str(getattr(error, "orig", error)).lower()
-    return next((reason for key, reason in _WRITE_REFUSALS.items() if key in text), None)

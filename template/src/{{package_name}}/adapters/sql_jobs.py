@@ -54,7 +54,6 @@ from ..domain.jobs import (
     PageCursor,
     StorageUnavailableError,
 )
-from .database import write_refusal
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -132,6 +131,26 @@ def _to_job(row: Row[Any]) -> Job:
         updated_at=row.updated_at,
         trace_context=row.trace_context,
     )
+
+
+# What SQLite and PostgreSQL say when the store cannot take writes at all, as
+# opposed to a busy or unreachable database: readiness stays off until a write works.
+_WRITE_REFUSALS = {
+    "database or disk is full": "disk full",
+    "could not extend file": "disk full",
+    "no space left on device": "disk full",
+    "readonly database": "read-only",
+    "read-only file system": "read-only",
+    "read-only transaction": "read-only",
+    # SQLite in WAL mode on a read-only volume cannot create its -shm file.
+    "unable to open database file": "cannot open the database file",
+}
+
+
+def write_refusal(error: BaseException) -> str | None:
+    """``disk full`` or ``read-only`` when ``error`` says writes cannot succeed, else None."""
+    text = str(getattr(error, "orig", error)).lower()
+    return next((reason for key, reason in _WRITE_REFUSALS.items() if key in text), None)
 
 
 _RELEASED_LEASE = {"lease_owner": None, "lease_expires_at": None}

@@ -106,7 +106,7 @@ class ReadinessCheck(Protocol):
 
     @property
     def name(self) -> str:
-        """The key under ``checks`` in the readiness body (``database``, ``vault``)."""
+        """The key under ``checks`` in the readiness body (``database``, an integration's name)."""
         ...
 
     async def check(self) -> None:
@@ -119,7 +119,7 @@ class LivenessCheck(Protocol):
 
     @property
     def name(self) -> str:
-        """The key under ``checks`` in the failing liveness body (``vault``)."""
+        """The key under ``checks`` in the failing liveness body (an integration's name)."""
         ...
 
     def restart_reason(self) -> str | None:

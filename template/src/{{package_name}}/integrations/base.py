@@ -1,4 +1,4 @@
-"""The one seam for optional integrations (Vault, tracing): what the core asks of them.
+"""The one seam for optional integrations (secrets, tracing): what the core asks of them.
 
 An integration may add settings sources above the environment, run something for
 the application's life (a token keeper, the tracing SDK), add readiness and
