@@ -81,6 +81,7 @@ def test_every_alert_fires_and_stays_quiet_in_the_rule_tests(default_project: Pa
         "LatencySLOSlowBurn",
         "JobsFailing",
         "JobQueueStalled",
+        "JobStoreDiskFilling",
     }
     cases = [
         case
