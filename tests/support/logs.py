@@ -6,6 +6,7 @@ proves it), so the lines of the booted default project stand for every variant.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,15 @@ KEPT_FIELDS = {"request_id", "trace_id", "level", "job_id"}
 
 def service_lines(project: Path) -> list[dict[str, Any]]:
     """JSON lines of the booted service: a request, a job submitted and run, a 404."""
-    with Service(project) as service, service.client() as client:
+    # A database of its own: the shared default project's file may hold other tests'
+    # jobs (long ones among them) that the worker would run first.
+    with tempfile.TemporaryDirectory(prefix="lines-") as folder:
+        return _lines_of(project, Path(folder) / "lines.db")
+
+
+def _lines_of(project: Path, database: Path) -> list[dict[str, Any]]:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    with Service(project, env) as service, service.client() as client:
         assert client.get("/healthz").status_code == 200
         job_id = submit(
             client, 0, headers={"X-Request-ID": "pipeline-check-1", "traceparent": TRACEPARENT}
