@@ -30,8 +30,12 @@ ST = str(Path(sys.executable).parent / "st")
 
 
 @pytest.fixture(scope="module")
-def service(default_project: Path) -> Iterator[Service]:
+def service(default_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    # A database of its own: schemathesis submits hundreds of jobs of up to 60 s,
+    # which other tests booting the shared default project would otherwise wait behind.
+    database = tmp_path_factory.mktemp("hostile") / "app.db"
     env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "REQUEST_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS),
         "KEEP_ALIVE_TIMEOUT_SECONDS": str(HEAD_TIMEOUT_SECONDS),
     }
