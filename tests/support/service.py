@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -40,10 +41,13 @@ class Service:
         self.package = answers_of(project)["package_name"]
         self.port = free_port()
         self.data_dir = project / "data"
+        self.database_name = f"app-{uuid.uuid4().hex[:12]}.db"
         self.env = {
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{self.data_dir / 'app.db'}",
+            # A database file of its own, so no earlier test's jobs (schemathesis submits
+            # hundreds of up to 60 s) run ahead of this one's; pass DATABASE_URL to share.
+            "DATABASE_URL": f"sqlite+aiosqlite:///{self.data_dir / self.database_name}",
             "LOG_LEVEL": "info",
             "LOG_FORMAT": "json",
             "JOB_POLL_INTERVAL_SECONDS": "0.2",
