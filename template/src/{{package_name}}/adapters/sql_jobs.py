@@ -11,14 +11,22 @@ A claimed job carries a lease (owner and expiry). The owner extends it while
 the job runs; a job whose lease expired (its process died) is put back in the
 queue, and every write that finishes a job checks the lease, so a worker that
 lost its lease cannot overwrite the new owner's work.
+
+Submissions and outcomes are written by group commit (``GroupCommit``): calls that
+arrive while a write of theirs is in flight wait for it, then go together in the
+next one, as one statement in one transaction. A lone call is written at once (no
+timer), so batching adds no latency; under load one commit carries many jobs,
+which is what makes the store fast (docs/design.md, "Group commit").
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
@@ -35,15 +43,21 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    Update,
     and_,
+    bindparam,
+    case,
     delete,
     func,
+    null,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain.jobs import (
     Job,
@@ -154,6 +168,135 @@ def write_refusal(error: BaseException) -> str | None:
 
 
 _RELEASED_LEASE = {"lease_owner": None, "lease_expires_at": None}
+_INSERT: Final = jobs.insert()
+
+
+def _claim_statement() -> Update:
+    """The claim, built once with bound parameters: building it took most of a claim's CPU."""
+    now = bindparam("now", type_=UTCDateTime())
+    due = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.status == JobStatus.QUEUED.value,
+            jobs.c.run_after <= now,
+            jobs.c.kind.in_(bindparam("kinds", expanding=True)),
+        )
+        .order_by(jobs.c.run_after, jobs.c.created_at)
+        .limit(bindparam("limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+        # Materialised on PostgreSQL: a LIMIT ... SKIP LOCKED subquery that the
+        # planner re-runs inside the IN (a semi-join) picks new rows each time,
+        # and the claim would take more than ``limit`` jobs.
+        .cte("due")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(select(due.c.id)), jobs.c.status == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=jobs.c.attempts + 1,
+            lease_owner=bindparam("owner", type_=String()),
+            lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
+            updated_at=now,
+        )
+        .returning(jobs)
+    )
+
+
+_CLAIM: Final = _claim_statement()
+# Rows per group commit: bounds one statement's size (and its bound parameters).
+GROUP_COMMIT_MAX_ROWS: Final = 200
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Write items in batches: one writer at a time, taking everything that waits.
+
+    ``write`` stores a batch in one transaction and returns one result per item.
+    A caller whose batch fails gets the error; a caller cancelled while waiting
+    (a client that went away) does not cancel the write, which the other items
+    of its batch need.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Item]], Awaitable[list[Result]]],
+        max_batch: int = GROUP_COMMIT_MAX_ROWS,
+    ) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        """Write ``item`` with whatever else is waiting; its result once committed."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_waiting())
+        return await future
+
+    async def _write_waiting(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                try:
+                    results = await self._write([item for item, _ in batch])
+                except Exception as error:  # noqa: BLE001 - each caller gets it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(_copy_of(error))
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        except asyncio.CancelledError:
+            # The loop is closing: nobody waits for an answer any more.
+            for _, future in batch + self._waiting:
+                future.cancel()
+            self._waiting.clear()
+            raise
+        finally:
+            self._writer = None
+
+
+def _copy_of(error: Exception) -> Exception:
+    """One exception per waiting caller: a raised exception collects its traceback."""
+    if isinstance(error, StorageUnavailableError):
+        copy = StorageUnavailableError(str(error))
+        copy.__cause__ = error.__cause__
+        return copy
+    return error
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How a leased run ended, as one row of a batched outcome write."""
+
+    job_id: str
+    owner: str
+    status: str
+    result: JsonObject | None = None
+    error: str | None = None
+    run_after: datetime | None = None
+
+
+def _per_row(ids: list[str], values: list[Any], kind: Any) -> ColumnElement[Any] | Any:
+    """One value for every row, or a ``CASE id WHEN ... END`` choosing each row's own."""
+    if all(value == values[0] for value in values):
+        first = values[0]
+        return null() if first is None else first
+    whens = {
+        job_id: null() if value is None else type_coerce(value, kind)
+        for job_id, value in zip(ids, values, strict=True)
+    }
+    return case(whens, value=jobs.c.id)
 
 
 class SqlJobRepository:
@@ -163,6 +306,8 @@ class SqlJobRepository:
         self._engine = engine
         # Why writes last failed for good (disk full, read-only); None once one works.
         self.write_refused: str | None = None
+        self._inserts = GroupCommit(self._insert)
+        self._outcomes = GroupCommit(self._write_outcomes)
 
     @asynccontextmanager
     async def _unavailable_as_domain_error(self) -> AsyncIterator[None]:
@@ -214,8 +359,9 @@ class SqlJobRepository:
     ) -> Job:
         """Store a new queued job and return it."""
         now = utc_now()
+        job_id = uuid4()
         values = {
-            "id": str(uuid4()),
+            "id": str(job_id),
             "kind": kind,
             "payload": payload,
             "status": JobStatus.QUEUED.value,
@@ -229,10 +375,28 @@ class SqlJobRepository:
             "trace_context": trace_context,
             **_RELEASED_LEASE,
         }
+        await self._inserts.submit(values)
+        return Job(
+            id=job_id,
+            kind=kind,
+            payload=payload,
+            status=JobStatus.QUEUED,
+            attempts=0,
+            max_attempts=max_attempts,
+            result=None,
+            error=None,
+            created_at=now,
+            updated_at=now,
+            trace_context=trace_context,
+        )
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> list[None]:
+        # One INSERT for the batch: executemany, which SQLAlchemy sends as
+        # multi-row VALUES where the driver allows.
         async with self._transaction() as connection:
-            row = (await connection.execute(jobs.insert().values(values).returning(jobs))).one()
+            await connection.execute(_INSERT, rows)
         self.write_refused = None
-        return _to_job(row)
+        return [None] * len(rows)
 
     async def get(self, job_id: UUID) -> Job:
         """The job with ``job_id``; JobNotFoundError if there is none."""
@@ -292,36 +456,15 @@ class SqlJobRepository:
         not take a kind only the new version can run.
         """
         now = utc_now()
-        due = (
-            select(jobs.c.id)
-            .where(
-                jobs.c.status == JobStatus.QUEUED.value,
-                jobs.c.run_after <= now,
-                jobs.c.kind.in_(list(kinds)),
-            )
-            .order_by(jobs.c.run_after, jobs.c.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            # Materialised on PostgreSQL: a LIMIT ... SKIP LOCKED subquery that the
-            # planner re-runs inside the IN (a semi-join) picks new rows each time,
-            # and the claim would take more than ``limit`` jobs.
-            .cte("due")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        statement = (
-            update(jobs)
-            .where(jobs.c.id.in_(select(due.c.id)), jobs.c.status == JobStatus.QUEUED.value)
-            .values(
-                status=JobStatus.RUNNING.value,
-                attempts=jobs.c.attempts + 1,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
-            .returning(jobs)
-        )
+        parameters = {
+            "now": now,
+            "kinds": list(kinds),
+            "limit": limit,
+            "owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        }
         async with self._transaction() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(_CLAIM, parameters)).all()
         return sorted((_to_job(row) for row in rows), key=lambda job: job.created_at)
 
     async def extend_leases(
@@ -347,59 +490,66 @@ class SqlJobRepository:
 
     async def succeed(self, job_id: UUID, owner: str, result: JsonObject) -> bool:
         """Record success; False if ``owner`` no longer holds the job's lease."""
-        return await self._finish(
-            job_id, owner, status=JobStatus.SUCCEEDED, result=result, error=None
+        return await self._outcomes.submit(
+            _Outcome(str(job_id), owner, JobStatus.SUCCEEDED.value, result=result)
         )
 
     async def fail(self, job_id: UUID, owner: str, error: str) -> bool:
         """Record a final failure; False if ``owner`` no longer holds the job's lease."""
-        return await self._finish(job_id, owner, status=JobStatus.FAILED, result=None, error=error)
+        return await self._outcomes.submit(
+            _Outcome(str(job_id), owner, JobStatus.FAILED.value, error=error)
+        )
 
     async def retry_later(self, job_id: UUID, owner: str, error: str, delay_seconds: float) -> bool:
         """Queue the job again after ``delay_seconds``; False if the lease was lost."""
+        run_after = utc_now() + timedelta(seconds=delay_seconds)
+        return await self._outcomes.submit(
+            _Outcome(str(job_id), owner, JobStatus.QUEUED.value, error=error, run_after=run_after)
+        )
+
+    async def _write_outcomes(self, outcomes: list[_Outcome]) -> list[bool]:
+        """One fenced UPDATE per lease owner in the batch (one in a service process).
+
+        Each row changes only while its owner still holds the lease; RETURNING
+        says which did.
+        """
         now = utc_now()
-        return await self._update_leased(
-            job_id,
-            owner,
-            status=JobStatus.QUEUED.value,
-            error=error,
-            run_after=now + timedelta(seconds=delay_seconds),
-            updated_at=now,
-            **_RELEASED_LEASE,
-        )
-
-    async def _finish(
-        self,
-        job_id: UUID,
-        owner: str,
-        *,
-        status: JobStatus,
-        result: JsonObject | None,
-        error: str | None,
-    ) -> bool:
-        return await self._update_leased(
-            job_id,
-            owner,
-            status=status.value,
-            result=result,
-            error=error,
-            updated_at=utc_now(),
-            **_RELEASED_LEASE,
-        )
-
-    async def _update_leased(self, job_id: UUID, owner: str, **values: Any) -> bool:
-        statement = (
-            update(jobs)
-            .where(
-                jobs.c.id == str(job_id),
-                jobs.c.lease_owner == owner,
-                jobs.c.status == JobStatus.RUNNING.value,
-            )
-            .values(**values)
-            .returning(jobs.c.id)
-        )
+        written: set[tuple[str, str]] = set()
         async with self._transaction() as connection:
-            return (await connection.execute(statement)).first() is not None
+            for owner in dict.fromkeys(outcome.owner for outcome in outcomes):
+                mine = [outcome for outcome in outcomes if outcome.owner == owner]
+                ids = [outcome.job_id for outcome in mine]
+                values: dict[str, Any] = {
+                    "status": _per_row(ids, [o.status for o in mine], String()),
+                    "result": _per_row(ids, [o.result for o in mine], JSON()),
+                    "error": _per_row(ids, [o.error for o in mine], Text()),
+                    "updated_at": now,
+                    **_RELEASED_LEASE,
+                }
+                if any(outcome.run_after is not None for outcome in mine):
+                    values["run_after"] = case(
+                        {
+                            o.job_id: type_coerce(o.run_after, UTCDateTime())
+                            for o in mine
+                            if o.run_after is not None
+                        },
+                        value=jobs.c.id,
+                        else_=jobs.c.run_after,
+                    )
+                statement = (
+                    update(jobs)
+                    .where(
+                        jobs.c.id.in_(ids),
+                        jobs.c.lease_owner == owner,
+                        jobs.c.status == JobStatus.RUNNING.value,
+                    )
+                    .values(values)
+                    .returning(jobs.c.id)
+                )
+                held = (await connection.execute(statement)).scalars().all()
+                written.update((owner, job_id) for job_id in held)
+        self.write_refused = None
+        return [(outcome.owner, outcome.job_id) in written for outcome in outcomes]
 
     async def release(self, owner: str) -> list[UUID]:
         """Put ``owner``'s running jobs back in the queue (graceful shutdown).
