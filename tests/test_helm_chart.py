@@ -247,8 +247,6 @@ def test_prometheus_operator_objects_carry_the_observability_rules(
                 "OTEL_SERVICE_NAME": SLUG,
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc:4317",
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                "OTEL_TRACES_SAMPLER_ARG": "1.0",
             },
         ),
         (
@@ -257,16 +255,12 @@ def test_prometheus_operator_objects_carry_the_observability_rules(
                 "OTEL_SERVICE_NAME": SLUG,
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc:4318",
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                "OTEL_TRACES_SAMPLER_ARG": "1.0",
             },
         ),
         (
             "vault-approle-console",
             {
                 "OTEL_SERVICE_NAME": SLUG,
-                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                "OTEL_TRACES_SAMPLER_ARG": "1.0",
             },
         ),
         ("env-no-tracing", {}),

@@ -145,6 +145,47 @@ def _trace_of(servers: list[ReceivedSpan], path: str) -> str:
     return next(span.trace_id for span in servers if span.attributes["url.path"] == path)
 
 
+@pytest.mark.parametrize(
+    ("sampler", "exported"),
+    [(None, False), ("parentbased_traceidratio", True)],
+    ids=["default-ignores-the-caller", "trusted-with-otel-traces-sampler"],
+)
+def test_a_caller_cannot_force_sampling_unless_trusted(
+    default_project: Path, sampler: str | None, exported: bool
+) -> None:
+    """At ratio 0, a sampled ``traceparent`` exports nothing by default (issue 15).
+
+    Setting ``OTEL_TRACES_SAMPLER`` (here the SDK's parent-based ratio) is how an
+    operator behind a trusted gateway says the caller's decision counts.
+    """
+    traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+    with OtlpReceiver("grpc") as receiver:
+        env = receiver.service_env()
+        del env["OTEL_TRACES_SAMPLER"]
+        env["OTEL_TRACES_SAMPLER_ARG"] = "0"
+        if sampler is not None:
+            env["OTEL_TRACES_SAMPLER"] = sampler
+        service = Service(default_project, env=env).start()
+        try:
+            with service.client() as client:
+                for _ in range(5):
+                    response = client.get("/api/v1/jobs", headers={"traceparent": traceparent})
+                    assert response.status_code == 200
+                assert client.get("/api/v1/jobs").status_code == 200  # a new trace: ratio 0
+        finally:
+            assert service.stop() == 0, service.output()  # shutdown flushes every span
+        if exported:
+            receiver.wait_for(lambda got: sum(span.kind == "SERVER" for span in got) >= 5)
+        servers = [span for span in receiver.spans() if span.kind == "SERVER"]
+
+    if not exported:
+        assert servers == [], "the caller's sampled flag forced a span"
+        return
+    assert len(servers) == 5, "only the requests that carried the trusted flag"
+    for span in servers:
+        assert (span.trace_id, span.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+
+
 @pytest.mark.parametrize("protocol", EXPORTERS)
 def test_a_dead_collector_costs_no_request_and_is_logged_rarely(
     project: Path, protocol: str

@@ -19,7 +19,8 @@ from .service import Service
 PIPELINES = [pipeline for pipeline in choices("log_pipeline") if pipeline != "stdout"]
 VECTOR = [pipeline for pipeline in PIPELINES if pipeline.startswith("vector")]
 # Fields tracing adds (contract §7): the default project traces, and the request below
-# sends a sampled traceparent, so its lines carry them.
+# sends a sampled traceparent that the service is told to trust (by default a caller's
+# flag does not decide), so its lines carry them.
 TRACE_FIELDS = {"trace_id", "span_id"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -40,7 +41,10 @@ def service_lines(project: Path) -> list[dict[str, Any]]:
 
 
 def _lines_of(project: Path, database: Path) -> list[dict[str, Any]]:
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }
     with Service(project, env) as service, service.client() as client:
         assert client.get("/healthz").status_code == 200
         job_id = submit(
