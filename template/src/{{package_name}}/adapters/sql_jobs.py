@@ -22,7 +22,7 @@ which is what makes the store fast (docs/design.md, "Group commit").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -132,18 +132,23 @@ def utc_now() -> datetime:
 
 
 def _to_job(row: Row[Any]) -> Job:
+    return _job_of(row._mapping)
+
+
+def _job_of(values: Mapping[Any, Any]) -> Job:
+    """A job from its column values: a row read back, or the values just inserted."""
     return Job(
-        id=UUID(row.id),
-        kind=row.kind,
-        payload=row.payload,
-        status=JobStatus(row.status),
-        attempts=row.attempts,
-        max_attempts=row.max_attempts,
-        result=row.result,
-        error=row.error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        trace_context=row.trace_context,
+        id=UUID(values["id"]),
+        kind=values["kind"],
+        payload=values["payload"],
+        status=JobStatus(values["status"]),
+        attempts=values["attempts"],
+        max_attempts=values["max_attempts"],
+        result=values["result"],
+        error=values["error"],
+        created_at=values["created_at"],
+        updated_at=values["updated_at"],
+        trace_context=values["trace_context"],
     )
 
 
@@ -359,9 +364,8 @@ class SqlJobRepository:
     ) -> Job:
         """Store a new queued job and return it."""
         now = utc_now()
-        job_id = uuid4()
         values = {
-            "id": str(job_id),
+            "id": str(uuid4()),
             "kind": kind,
             "payload": payload,
             "status": JobStatus.QUEUED.value,
@@ -376,19 +380,7 @@ class SqlJobRepository:
             **_RELEASED_LEASE,
         }
         await self._inserts.submit(values)
-        return Job(
-            id=job_id,
-            kind=kind,
-            payload=payload,
-            status=JobStatus.QUEUED,
-            attempts=0,
-            max_attempts=max_attempts,
-            result=None,
-            error=None,
-            created_at=now,
-            updated_at=now,
-            trace_context=trace_context,
-        )
+        return _job_of(values)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> list[None]:
         # One INSERT for the batch: executemany, which SQLAlchemy sends as

@@ -19,13 +19,12 @@ value only describes a secret (``count``, ``type``, ``ttl``, ``path``, ``name``,
 masked, ``token_count``, ``max_tokens`` and ``vault_secret_path`` are not.
 Passwords inside URLs (``scheme://user:password@host``) are masked in any string
 value at the top level. The decision is made once per key name and cached, so
-the access line pays a set lookup per key (measured: about 0.1 µs a line more
+the access line pays a dict lookup per key (measured: about 0.1 µs a line more
 than the exact-name check it replaced).
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import re
@@ -151,27 +150,22 @@ def add_standard_keys(_logger: WrappedLogger, method: str, event_dict: EventDict
     return event_dict
 
 
-# Key names already judged harmless: a set lookup, no call, on the access-line path.
-_HARMLESS_SEEN: Final[set[str]] = set()
-_HARMLESS_SEEN_LIMIT: Final = 4096
-
-
-@functools.lru_cache(maxsize=4096)
-def _names_a_secret(name: str) -> bool:
-    words = [word.lower() for word in _WORD.findall(name)]
-    if not DESCRIPTIVE_WORDS.isdisjoint(words):
-        return False
-    joined = [first + second for first, second in itertools.pairwise(words)]
-    return not SECRET_WORDS.isdisjoint(words) or not SECRET_WORDS.isdisjoint(joined)
+# Each key name's verdict, judged once: the access-line path pays one dict lookup per key.
+_SECRET_BY_NAME: Final[dict[str, bool]] = {}
+_SECRET_BY_NAME_LIMIT: Final = 4096
 
 
 def is_secret_key(name: str) -> bool:
     """Whether a value logged under ``name`` is masked (the rule in the module docstring)."""
-    if name in _HARMLESS_SEEN:
-        return False
-    secret = _names_a_secret(name)
-    if not secret and len(_HARMLESS_SEEN) < _HARMLESS_SEEN_LIMIT:
-        _HARMLESS_SEEN.add(name)
+    secret = _SECRET_BY_NAME.get(name)
+    if secret is None:
+        words = [word.lower() for word in _WORD.findall(name)]
+        joined = [first + second for first, second in itertools.pairwise(words)]
+        secret = DESCRIPTIVE_WORDS.isdisjoint(words) and not (
+            SECRET_WORDS.isdisjoint(words) and SECRET_WORDS.isdisjoint(joined)
+        )
+        if len(_SECRET_BY_NAME) < _SECRET_BY_NAME_LIMIT:
+            _SECRET_BY_NAME[name] = secret
     return secret
 
 
@@ -193,9 +187,12 @@ def _redact_nested(value: Any, depth: int) -> Any:
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Mask values of secret keys, at any depth, and passwords inside URLs."""
-    harmless = _HARMLESS_SEEN
+    verdicts = _SECRET_BY_NAME
     for key, value in event_dict.items():
-        if key not in harmless and is_secret_key(key):
+        secret = verdicts.get(key)
+        if secret is None:
+            secret = is_secret_key(key)
+        if secret:
             event_dict[key] = REDACTED
             continue
         kind = type(value)
