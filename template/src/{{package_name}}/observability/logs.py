@@ -16,7 +16,7 @@ line. A name is split into lower-case words (``X-Api-Key``, ``apiKey`` and
 ``databaseurl``, ... see ``SECRET_WORDS``), unless one of its words says the
 value only describes a secret (``count``, ``type``, ``ttl``, ``path``, ``name``,
 ... see ``DESCRIPTIVE_WORDS``): ``access_token`` and ``client_secret`` are
-masked, ``token_count``, ``max_tokens`` and ``vault_secret_path`` are not.
+masked, ``token_count``, ``max_tokens`` and ``secret_path`` are not.
 Passwords inside URLs (``scheme://user:password@host``) are masked in any string
 value at the top level. The decision is made once per key name and cached, so
 the access line pays a dict lookup per key (measured: about 0.1 µs a line more
