@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .support import postgres
 from .support.compose import compose_json
 from .support.openbao import (
     BAO,
@@ -111,6 +112,61 @@ def test_token_auth_takes_the_database_url_from_vault(
     # The sqlite path is logged on purpose (display_url hides only passwords); the
     # secret value is the KV key the service does not use.
     assert_clean(service.output(), token, "kv-only-value-7f3a", bao.root_token)
+
+
+@pytest.fixture(scope="module")
+def postgresql_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same service on the postgresql answer (tracing off: no collector here)."""
+    rendered = render(
+        tmp_path_factory.mktemp("vault-postgresql") / SLUG,
+        project_name="Vaulted",
+        secrets_backend="vault",
+        vault_auth="token",
+        database="postgresql",
+        tracing_exporter="none",
+    )
+    install(rendered)
+    return rendered
+
+
+def test_postgresql_takes_its_url_and_password_from_vault(
+    postgresql_project: Path, bao: OpenBao
+) -> None:
+    """The database Vault names is the one used; its password is never printed."""
+    password = "vault-pg-Secret-3e81"  # made up, to look for
+    with postgres.temporary_role(password) as role, postgres.temporary_database(role) as name:
+        write_secret(bao, database_url=postgres.url(name, user=role, password=password))
+        token = bao.client().auth.token.create(policies=[POLICY], ttl="1h")["auth"]
+        env = {
+            "VAULT_ADDR": bao.addr,
+            "VAULT_TOKEN": token["client_token"],
+            # Unreachable on purpose: only Vault's URL leads anywhere.
+            "DATABASE_URL": postgres.url("not_this_one", password="env-only").replace(
+                f":{postgres.PORT}/", ":9/"
+            ),
+        }
+        with Service(postgresql_project, env) as service, service.client() as client:
+            ready = client.get("/readyz")
+            assert ready.json() == {"status": "ok", "checks": {"database": "ok", "vault": "ok"}}
+            submitted = client.post(
+                "/api/v1/jobs", json={"kind": "sleep", "payload": {"seconds": 0}}
+            )
+            assert submitted.status_code == 202
+            job_id = submitted.json()["id"]
+            wait_until(
+                lambda: client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded",
+                message="the job to succeed",
+            )
+            texts = [client.get("/metrics").text, ready.text]
+            code = service.stop()
+        stored = postgres.psql(f"SELECT status FROM jobs WHERE id = '{job_id}'", database=name)
+    assert code == 0
+    assert stored == "succeeded"  # in the database Vault named
+    (started,) = service.logs_where(event="service started")
+    assert started["database"].startswith(f"postgresql+asyncpg://{role}:")
+    assert started["database"].endswith(f"@127.0.0.1:{postgres.PORT}/{name}")  # password masked
+    for text in (service.output(), *texts):
+        assert_clean(text, password, token["client_token"], bao.root_token)
 
 
 def test_approle_with_a_short_ttl_renews_and_logs_in_again(
