@@ -45,7 +45,7 @@ demo: setup  ## Render the default service into $(DEMO_DIR) and boot it (Ctrl-C 
 	cd $(DEMO_DIR) && "$(CURDIR)/$(UV)" sync --quiet && "$(CURDIR)/$(UV)" run python -m my_service
 
 test: setup system-deps $(ACTIONLINT) lint  ## The whole suite: every variant rendered and checked, services booted
-	$(UV) run pytest -n 2 --dist loadgroup
+	$(UV) run pytest -n 2 --dist loadgroup --durations=30
 
 test-fast: setup $(ACTIONLINT)  ## Questionnaire and the default variant only, for local iteration
 	$(UV) run pytest -n 2 --dist loadgroup -m "not slow"
