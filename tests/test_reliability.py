@@ -68,6 +68,8 @@ def test_a_soak_keeps_descriptors_flat(default_project: Path) -> None:
     report = scenario(default_project, "soak", "--seconds", "120", "--interval", "5")
     assert report["held"], report
     assert report["requests"] > 1000
+    assert report["jobs_submitted"] > 100
+    assert report["queue_drain_seconds"] is not None  # the paced queue drained
     assert report["open_fds"]["end"] <= report["open_fds"]["after_warmup"] + 10
 
 
