@@ -17,6 +17,7 @@ import pytest
 
 from .support import postgres
 from .support.compose import compose_json
+from .support.jobs import submit, wait_for_job
 from .support.openbao import (
     BAO,
     OpenBao,
@@ -38,16 +39,21 @@ TOKEN_PATTERN = re.compile(r"\b(?:hvs|hvb|s|b)\.[A-Za-z0-9_-]{20,}")
 pytestmark = pytest.mark.xdist_group("vault")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed_render(tmp_path_factory: pytest.TempPathFactory, **answers: str) -> Path:
+    """This module's service (slug ``vaulted``, vault) on ``answers``, installed."""
     rendered = render(
         tmp_path_factory.mktemp("vault") / SLUG,
         project_name="Vaulted",
         secrets_backend="vault",
-        vault_auth="approle",
+        **answers,
     )
     install(rendered)
     return rendered
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return installed_render(tmp_path_factory, vault_auth="approle")
 
 
 @pytest.fixture(scope="module")
@@ -117,16 +123,9 @@ def test_token_auth_takes_the_database_url_from_vault(
 @pytest.fixture(scope="module")
 def postgresql_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same service on the postgresql answer (tracing off: no collector here)."""
-    rendered = render(
-        tmp_path_factory.mktemp("vault-postgresql") / SLUG,
-        project_name="Vaulted",
-        secrets_backend="vault",
-        vault_auth="token",
-        database="postgresql",
-        tracing_exporter="none",
+    return installed_render(
+        tmp_path_factory, vault_auth="token", database="postgresql", tracing_exporter="none"
     )
-    install(rendered)
-    return rendered
 
 
 def test_postgresql_takes_its_url_and_password_from_vault(
@@ -148,15 +147,8 @@ def test_postgresql_takes_its_url_and_password_from_vault(
         with Service(postgresql_project, env) as service, service.client() as client:
             ready = client.get("/readyz")
             assert ready.json() == {"status": "ok", "checks": {"database": "ok", "vault": "ok"}}
-            submitted = client.post(
-                "/api/v1/jobs", json={"kind": "sleep", "payload": {"seconds": 0}}
-            )
-            assert submitted.status_code == 202
-            job_id = submitted.json()["id"]
-            wait_until(
-                lambda: client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded",
-                message="the job to succeed",
-            )
+            job_id = submit(client)
+            wait_for_job(client, job_id)
             texts = [client.get("/metrics").text, ready.text]
             code = service.stop()
         stored = postgres.psql(f"SELECT status FROM jobs WHERE id = '{job_id}'", database=name)
